@@ -49,9 +49,6 @@ export const Gateway = Type.Object(
     drainTimeout: Type.Optional(
       desc(Duration, 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits. Default 10s.'),
     ),
-    bodyTimeout: Type.Optional(
-      desc(Duration, 'How long a client may go silent while sending a request. Default 60s.'),
-    ),
   },
   { additionalProperties: false },
 );
@@ -141,7 +138,7 @@ export const Match = Type.Object(
       desc(Type.Array(Type.String({ pattern: '^[A-Z]+$' }), { minItems: 1 }), 'HTTP methods; default any.'),
     ),
     headers: Type.Optional(
-      desc(Type.Record(HeaderName, StringMatch), 'Request headers that must match (names are case-insensitive).'),
+      desc(Type.Record(HeaderName, StringMatch, { additionalProperties: false }), 'Request headers that must match (names are case-insensitive).'),
     ),
     query: Type.Optional(desc(Type.Record(Type.String({ minLength: 1 }), StringMatch), 'Query parameters that must match.')),
   },
@@ -158,8 +155,8 @@ export const Backend = Type.Object(
 
 export const HeaderRules = Type.Object(
   {
-    add: Type.Optional(desc(Type.Record(HeaderName, Type.String()), 'Append these headers (keeps existing values).')),
-    set: Type.Optional(desc(Type.Record(HeaderName, Type.String()), 'Set these headers, replacing any value.')),
+    add: Type.Optional(desc(Type.Record(HeaderName, Type.String(), { additionalProperties: false }), 'Append these headers (keeps existing values).')),
+    set: Type.Optional(desc(Type.Record(HeaderName, Type.String(), { additionalProperties: false }), 'Set these headers, replacing any value.')),
     remove: Type.Optional(desc(Type.Array(HeaderName), 'Remove these headers.')),
   },
   { additionalProperties: false },
@@ -201,7 +198,7 @@ export const ConfigFile = Type.Object(
     admin: Type.Optional(desc(Admin, 'The admin listener: health, readiness, config, reload.')),
     upstreams: Type.Optional(
       desc(
-        Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }), Upstream),
+        Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }), Upstream, { additionalProperties: false }),
         'Named groups of endpoints that routes send traffic to.',
       ),
     ),

@@ -1,0 +1,66 @@
+// Every error a client of the gateway can receive, declared once: code, HTTP status, meaning.
+// docs/errors.md lists the same table; test/gateway/errors.test.ts keeps the two in step.
+import type { ServerResponse } from 'node:http';
+
+export interface GatewayErrorDef {
+  status: number;
+  message: string;
+}
+
+export const GATEWAY_ERRORS = {
+  CW_BAD_PATH: { status: 400, message: 'the request path is not acceptable' },
+  CW_BAD_REQUEST: { status: 400, message: 'the request is malformed' },
+  CW_ROUTE_NOT_FOUND: { status: 404, message: 'no route matches this request' },
+  CW_UPGRADE_NOT_SUPPORTED: { status: 400, message: 'only WebSocket upgrades are passed through' },
+  CW_NO_HEALTHY_ENDPOINT: { status: 503, message: 'no healthy endpoint for the upstream' },
+  CW_SHUTTING_DOWN: { status: 503, message: 'the gateway is shutting down' },
+  CW_UPSTREAM_REFUSED: { status: 502, message: 'the upstream refused the connection' },
+  CW_UPSTREAM_RESET: { status: 502, message: 'the upstream closed the connection before answering' },
+  CW_UPSTREAM_UNREACHABLE: { status: 502, message: 'the upstream host cannot be reached' },
+  CW_UPSTREAM_BAD_RESPONSE: { status: 502, message: 'the upstream sent an invalid HTTP response' },
+  CW_UPSTREAM_ERROR: { status: 502, message: 'the upstream request failed' },
+  CW_UPSTREAM_CONNECT_TIMEOUT: { status: 504, message: 'connecting to the upstream timed out' },
+  CW_UPSTREAM_TIMEOUT: { status: 504, message: 'the upstream did not answer in time' },
+} as const satisfies Record<string, GatewayErrorDef>;
+
+export type GatewayErrorCode = keyof typeof GATEWAY_ERRORS;
+
+export function errorBody(code: string, message: string, requestId: string): string {
+  return JSON.stringify({ error: { code, message, requestId } });
+}
+
+/** Write a JSON error response unless headers already went out (then the connection is cut). */
+export function sendError(
+  res: ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+  requestId: string,
+  requestIdHeader: string,
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = errorBody(code, message, requestId);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    [requestIdHeader]: requestId,
+  });
+  res.end(body);
+}
+
+/** The raw HTTP/1.1 error response for a socket that is not (yet) an HTTP response: upgrades. */
+export function rawErrorResponse(status: number, code: string, message: string, requestId: string, requestIdHeader: string): string {
+  const body = errorBody(code, message, requestId);
+  const reason = status === 400 ? 'Bad Request' : status === 404 ? 'Not Found' : status === 502 ? 'Bad Gateway' : status === 503 ? 'Service Unavailable' : status === 504 ? 'Gateway Timeout' : 'Error';
+  return (
+    `HTTP/1.1 ${status} ${reason}\r\n` +
+    `content-type: application/json; charset=utf-8\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\n` +
+    `${requestIdHeader}: ${requestId}\r\n` +
+    `connection: close\r\n\r\n${body}`
+  );
+}

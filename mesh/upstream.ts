@@ -1,0 +1,179 @@
+// The upstream client: endpoints → picker → one undici keep-alive pool per endpoint.
+// The gateway calls it today; the mesh adds discovery, smarter balancing, health checks,
+// retries and circuit breaking behind the same interface.
+import { Pool } from 'undici';
+import type { EndpointSpec, UpstreamSpec } from '../config/compile.ts';
+
+/** One endpoint's shared state: pools by connect timeout, passive health. Survives reloads. */
+export class EndpointState {
+  readonly origin: string;
+  ejectedUntil = 0;
+  consecutiveFailures = 0;
+  private readonly pools = new Map<string, Pool>();
+  constructor(origin: string) {
+    this.origin = origin;
+  }
+
+  pool(connectMs: number, connections: number): Pool {
+    const key = `${connectMs}/${connections}`;
+    let p = this.pools.get(key);
+    if (p === undefined || p.closed || p.destroyed) {
+      p = new Pool(this.origin, {
+        connections,
+        connect: { timeout: connectMs },
+        keepAliveTimeout: 30_000,
+        keepAliveMaxTimeout: 600_000,
+        // Pipelining 1: a slow response never holds up another request.
+        pipelining: 1,
+      });
+      this.pools.set(key, p);
+    }
+    return p;
+  }
+
+  /** Keys of pools in use, for releasing the ones a new snapshot no longer needs. */
+  poolKeys(): string[] {
+    return [...this.pools.keys()];
+  }
+
+  closePools(keep: Set<string>): Promise<void>[] {
+    const closing: Promise<void>[] = [];
+    for (const [key, pool] of this.pools) {
+      if (keep.has(key)) continue;
+      this.pools.delete(key);
+      // close() lets requests already dispatched on the pool finish.
+      closing.push(pool.close().catch(() => undefined));
+    }
+    return closing;
+  }
+}
+
+/** Endpoint states by origin, shared by every snapshot so pools and health outlive a reload. */
+export class EndpointRegistry {
+  private readonly states = new Map<string, EndpointState>();
+
+  get(origin: string): EndpointState {
+    let s = this.states.get(origin);
+    if (!s) this.states.set(origin, (s = new EndpointState(origin)));
+    return s;
+  }
+
+  /**
+   * Close pools that no snapshot in `live` uses. `used` maps origin → pool keys in use.
+   */
+  async retain(used: Map<string, Set<string>>): Promise<void> {
+    const closing: Promise<void>[] = [];
+    for (const [origin, state] of this.states) {
+      const keep = used.get(origin) ?? new Set<string>();
+      closing.push(...state.closePools(keep));
+      if (keep.size === 0) this.states.delete(origin);
+    }
+    await Promise.all(closing);
+  }
+
+  async close(): Promise<void> {
+    await this.retain(new Map());
+  }
+}
+
+export interface PickedEndpoint {
+  state: EndpointState;
+  spec: EndpointSpec;
+}
+
+/** Round-robin (smooth weighted when weights differ) over endpoints that are not ejected. */
+export class UpstreamClient {
+  readonly spec: UpstreamSpec;
+  readonly endpoints: PickedEndpoint[];
+  private readonly weighted: boolean;
+  private readonly current: number[];
+  private next = 0;
+
+  constructor(spec: UpstreamSpec, registry: EndpointRegistry) {
+    this.spec = spec;
+    this.endpoints = spec.endpoints.filter((e) => e.weight > 0).map((e) => ({ spec: e, state: registry.get(e.origin) }));
+    this.weighted = new Set(this.endpoints.map((e) => e.spec.weight)).size > 1;
+    this.current = this.endpoints.map(() => 0);
+  }
+
+  /** The next healthy endpoint, or null when every endpoint is ejected. */
+  pick(now: number): PickedEndpoint | null {
+    const eps = this.endpoints;
+    const n = eps.length;
+    if (n === 0) return null;
+    if (!this.weighted) {
+      for (let tries = 0; tries < n; tries++) {
+        const e = eps[this.next]!;
+        this.next = this.next + 1 === n ? 0 : this.next + 1;
+        if (e.state.ejectedUntil <= now) return e;
+      }
+      return null;
+    }
+    // Smooth weighted round-robin (as nginx does) over the healthy endpoints.
+    let total = 0;
+    let best = -1;
+    for (let i = 0; i < n; i++) {
+      const e = eps[i]!;
+      if (e.state.ejectedUntil > now) continue;
+      this.current[i]! += e.spec.weight;
+      total += e.spec.weight;
+      if (best === -1 || this.current[i]! > this.current[best]!) best = i;
+    }
+    if (best === -1) return null;
+    this.current[best]! -= total;
+    return eps[best]!;
+  }
+
+  /** Passive health: a failed connection ejects the endpoint for spec.ejectForMs. */
+  reportConnectFailure(e: PickedEndpoint, now: number): void {
+    e.state.consecutiveFailures++;
+    if (this.spec.ejectForMs > 0) e.state.ejectedUntil = now + this.spec.ejectForMs;
+  }
+
+  reportSuccess(e: PickedEndpoint): void {
+    if (e.state.consecutiveFailures !== 0) e.state.consecutiveFailures = 0;
+  }
+}
+
+export interface UpstreamFailure {
+  status: 502 | 503 | 504;
+  code: string;
+  message: string;
+  /** The connection was never made: the endpoint is ejected. */
+  connectFailure: boolean;
+}
+
+/** Map an undici / socket error to the gateway error the client sees. */
+export function classifyUpstreamError(err: unknown): UpstreamFailure {
+  const e = err as { code?: string; message?: string; cause?: { code?: string } };
+  const code = e?.code ?? e?.cause?.code ?? '';
+  switch (code) {
+    case 'ECONNREFUSED':
+      return { status: 502, code: 'CW_UPSTREAM_REFUSED', message: 'the upstream refused the connection', connectFailure: true };
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'ETIMEDOUT':
+      return { status: 504, code: 'CW_UPSTREAM_CONNECT_TIMEOUT', message: 'connecting to the upstream timed out', connectFailure: true };
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return { status: 502, code: 'CW_UPSTREAM_UNREACHABLE', message: 'the upstream host cannot be reached', connectFailure: true };
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return { status: 504, code: 'CW_UPSTREAM_TIMEOUT', message: 'the upstream did not answer in time', connectFailure: false };
+    case 'UND_ERR_BODY_TIMEOUT':
+      return { status: 504, code: 'CW_UPSTREAM_TIMEOUT', message: 'the upstream went silent while sending its response', connectFailure: false };
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'UND_ERR_SOCKET':
+    case 'UND_ERR_CLOSED':
+      return { status: 502, code: 'CW_UPSTREAM_RESET', message: 'the upstream closed the connection before answering', connectFailure: false };
+    case 'UND_ERR_INFO':
+    case 'HPE_INVALID_CONSTANT':
+    case 'HPE_INVALID_HEADER_TOKEN':
+    default:
+      if (typeof code === 'string' && code.startsWith('HPE_')) {
+        return { status: 502, code: 'CW_UPSTREAM_BAD_RESPONSE', message: 'the upstream sent an invalid HTTP response', connectFailure: false };
+      }
+      return { status: 502, code: 'CW_UPSTREAM_ERROR', message: 'the upstream request failed', connectFailure: false };
+  }
+}

@@ -1,0 +1,133 @@
+import test from 'ava';
+import { compile } from '../../config/compile.ts';
+import type { ConfigModel, RouteConfig } from '../../config/model.ts';
+import { findShadowedRoutes, type RequestFacts } from '../../config/routes.ts';
+
+function table(routes: RouteConfig[]) {
+  const model: ConfigModel = { upstreams: { a: { endpoints: ['http://127.0.0.1:1'] } }, routes };
+  return compile(model, [], (spec) => spec);
+}
+
+function req(path: string, more: Partial<RequestFacts> = {}): RequestFacts {
+  return { method: 'GET', host: 'example.com', path, query: '', headers: {}, ...more };
+}
+
+const r = (name: string, match?: RouteConfig['match']): RouteConfig => ({ name, upstream: 'a', match });
+
+function hit(s: ReturnType<typeof table>, facts: RequestFacts): string | null {
+  return s.match(facts)?.route.name ?? null;
+}
+
+test('exact paths beat params, params beat regex, regex beats prefix', (t) => {
+  const s = table([
+    r('prefix', { prefix: '/users' }),
+    r('regex', { regex: '^/users/[0-9]+$' }),
+    r('params', { path: '/users/:id' }),
+    r('exact', { path: '/users/me' }),
+    r('root', {}),
+  ]);
+  t.is(hit(s, req('/users/me')), 'exact');
+  t.is(hit(s, req('/users/alice')), 'params');
+  t.is(hit(s, req('/users/42')), 'params');
+  t.is(hit(s, req('/users/42/orders')), 'prefix');
+  t.is(hit(s, req('/users')), 'prefix');
+  t.is(hit(s, req('/other')), 'root');
+  t.deepEqual(
+    s.table.map((e) => e.route.name),
+    ['exact', 'params', 'regex', 'prefix', 'root'],
+  );
+});
+
+test('regex routes are tried in file order and must match the whole path when anchored', (t) => {
+  const s = table([r('digits', { regex: '^/n/[0-9]+$' }), r('any-n', { regex: '^/n/' })]);
+  t.is(hit(s, req('/n/12')), 'digits');
+  t.is(hit(s, req('/n/ab')), 'any-n');
+  t.is(hit(s, req('/m')), null);
+});
+
+test('prefixes match whole segments, longest first', (t) => {
+  const s = table([r('api', { prefix: '/api' }), r('api-v2', { prefix: '/api/v2/' })]);
+  t.is(hit(s, req('/api')), 'api');
+  t.is(hit(s, req('/api/')), 'api');
+  t.is(hit(s, req('/api/v2')), 'api-v2');
+  t.is(hit(s, req('/api/v2/x/y')), 'api-v2');
+  t.is(hit(s, req('/api/v20')), 'api');
+  t.is(hit(s, req('/apix')), null);
+});
+
+test('param patterns: more literal segments first and params are captured', (t) => {
+  const s = table([r('any-any', { path: '/:a/:b' }), r('users-any', { path: '/users/:id' })]);
+  t.is(hit(s, req('/users/7')), 'users-any');
+  t.is(hit(s, req('/x/7')), 'any-any');
+  t.deepEqual(s.match(req('/users/7'))?.params, { id: '7' });
+  t.is(hit(s, req('/users/7/x')), null);
+});
+
+test('host: exact beats wildcard beats any; fall through when nothing matches in a host group', (t) => {
+  const s = table([
+    r('any', { prefix: '/' }),
+    r('wild', { host: '*.example.com', prefix: '/' }),
+    r('deep-wild', { host: '*.eu.example.com', prefix: '/' }),
+    r('exact', { host: 'api.example.com', prefix: '/v1' }),
+  ]);
+  t.is(hit(s, req('/v1/x', { host: 'api.example.com' })), 'exact');
+  t.is(hit(s, req('/v2', { host: 'api.example.com' })), 'wild');
+  t.is(hit(s, req('/', { host: 'a.eu.example.com' })), 'deep-wild');
+  t.is(hit(s, req('/', { host: 'example.com' })), 'any', 'a wildcard does not match the bare domain');
+  t.is(hit(s, req('/', { host: 'other.org' })), 'any');
+});
+
+test('host lists and case-insensitive hosts', (t) => {
+  const s = table([r('two', { host: ['A.example.com', 'b.example.com'], path: '/' })]);
+  t.is(hit(s, req('/', { host: 'a.example.com' })), 'two');
+  t.is(hit(s, req('/', { host: 'b.example.com' })), 'two');
+  t.is(hit(s, req('/', { host: 'c.example.com' })), null);
+});
+
+test('methods, headers and query conditions; more conditions first', (t) => {
+  const s = table([
+    r('plain', { prefix: '/items' }),
+    r('get', { prefix: '/items', methods: ['GET'] }),
+    r('beta', { prefix: '/items', headers: { 'X-Beta': '1' } }),
+    r('beta-get-q', { prefix: '/items', methods: ['GET'], headers: { 'x-beta': { prefix: '1' } }, query: { v: { regex: '^[0-9]+$' } } }),
+    r('has-token', { prefix: '/items', headers: { authorization: { present: true } }, methods: ['DELETE'] }),
+  ]);
+  t.is(hit(s, req('/items', { method: 'POST' })), 'plain');
+  t.is(hit(s, req('/items')), 'get');
+  t.is(hit(s, req('/items', { method: 'HEAD' })), 'get', 'GET routes take HEAD');
+  t.is(hit(s, req('/items', { method: 'POST', headers: { 'x-beta': '1' } })), 'beta');
+  t.is(hit(s, req('/items', { headers: { 'x-beta': '10' }, query: 'v=3' })), 'beta-get-q');
+  t.is(hit(s, req('/items', { headers: { 'x-beta': '10' }, query: 'v=x' })), 'get');
+  t.is(hit(s, req('/items', { method: 'DELETE', headers: { authorization: 'Bearer x' } })), 'has-token');
+  t.is(hit(s, req('/items', { method: 'DELETE' })), 'plain');
+  t.is(s.table[0]!.route.name, 'beta-get-q');
+});
+
+test('a path-specific route with a failing condition falls back to a less specific path', (t) => {
+  const s = table([r('exact-post', { path: '/orders', methods: ['POST'] }), r('orders', { prefix: '/orders' })]);
+  t.is(hit(s, req('/orders', { method: 'POST' })), 'exact-post');
+  t.is(hit(s, req('/orders')), 'orders');
+});
+
+test('query conditions: exact, absent', (t) => {
+  const s = table([r('debug', { prefix: '/', query: { debug: 'true', trace: { present: false } } }), r('root', {})]);
+  t.is(hit(s, req('/x', { query: 'debug=true' })), 'debug');
+  t.is(hit(s, req('/x', { query: 'debug=true&trace=1' })), 'root');
+  t.is(hit(s, req('/x', { query: 'debug=false' })), 'root');
+});
+
+test('shadowing: identical match, wider conditions first, identical param shapes', (t) => {
+  t.deepEqual(findShadowedRoutes([r('a', { prefix: '/x' }), r('b', { prefix: '/x/' })]), [{ index: 1, by: 0 }]);
+  t.deepEqual(findShadowedRoutes([r('a', { path: '/u/:id' }), r('b', { path: '/u/:name' })]), [{ index: 1, by: 0 }]);
+  t.deepEqual(
+    findShadowedRoutes([r('a', { path: '/u', methods: ['GET', 'POST'] }), r('b', { path: '/u', methods: ['GET'] })]),
+    [{ index: 1, by: 0 }],
+    'same number of conditions: file order decides, and a takes every GET first',
+  );
+  t.deepEqual(findShadowedRoutes([r('b', { path: '/u', methods: ['GET'] }), r('a', { path: '/u', methods: ['GET', 'POST'] })]), []);
+  t.deepEqual(findShadowedRoutes([r('a', { path: '/u', methods: ['GET'] }), r('b', { path: '/u' })]), []);
+  t.deepEqual(findShadowedRoutes([r('a', { host: ['x.com', 'y.com'] }), r('b', { host: 'x.com' })]), [{ index: 1, by: 0 }]);
+  t.deepEqual(findShadowedRoutes([r('a', { host: ['x.com', 'y.com'] }), r('b', { host: ['x.com', 'z.com'] })]), []);
+  t.deepEqual(findShadowedRoutes([r('a', { regex: '^/a' }), r('b', { regex: '^/a' })]), [{ index: 1, by: 0 }]);
+  t.deepEqual(findShadowedRoutes([r('a', {}), r('b', { prefix: '/' })]), [{ index: 1, by: 0 }]);
+});
