@@ -1,0 +1,55 @@
+// Human words for the schema's patterns, shared by the validator's messages and the
+// generated config reference.
+
+interface PatternText {
+  /** Finishes "…: " in an issue. */
+  message: string;
+  /** Short note for the reference's type column. */
+  short: string;
+  /** What a map key with this pattern is called ("header name"). */
+  keyLabel: string;
+}
+
+const NAME = '^[A-Za-z0-9][A-Za-z0-9._-]*$';
+const TOKEN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+const DURATION = '^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$';
+
+const PATTERNS: Record<string, PatternText> = {
+  '^/': { message: 'must be a string starting with "/"', short: 'starts with "/"', keyLabel: 'key' },
+  '^https?://': {
+    message: 'must be a URL starting with "http://" or "https://"',
+    short: 'http:// or https:// URL',
+    keyLabel: 'key',
+  },
+  [NAME]: {
+    message: 'must start with a letter or digit and contain only letters, digits, ".", "_" and "-"',
+    short: 'letters, digits, ".", "_", "-"',
+    keyLabel: 'name',
+  },
+  [TOKEN]: {
+    message: "must be a valid header name (letters, digits and !#$%&'*+.^_`|~-)",
+    short: 'header name',
+    keyLabel: 'header name',
+  },
+  '^[A-Z]+$': { message: 'must be an upper-case method name like "GET"', short: 'upper case', keyLabel: 'key' },
+  [DURATION]: { message: 'expected a duration like "2s" or "250ms"', short: 'a number and ms, s, m or h', keyLabel: 'key' },
+};
+
+export function patternText(pattern: string): PatternText {
+  return (
+    PATTERNS[pattern] ?? {
+      message: `must match the pattern /${pattern}/`,
+      short: `matches /${pattern}/`,
+      keyLabel: 'key',
+    }
+  );
+}
+
+/** The default a description states ("… Default 5s; 0 disables." → "5s"), if any. */
+export function defaultFromDescription(description: string | undefined): string | undefined {
+  if (!description) return undefined;
+  const m = /\bdefault:?\s+(.+?)(?:\.(?=\s|$)|;|\)|,|$)/i.exec(description);
+  if (m) return m[1]!.trim();
+  const paren = /\(([^()]*?),\s*default\)/i.exec(description);
+  return paren ? paren[1]!.trim() : undefined;
+}
