@@ -9,11 +9,9 @@ export interface GatewayErrorDef {
 
 export const GATEWAY_ERRORS = {
   CW_BAD_PATH: { status: 400, message: 'the request path is not acceptable' },
-  CW_BAD_REQUEST: { status: 400, message: 'the request is malformed' },
   CW_ROUTE_NOT_FOUND: { status: 404, message: 'no route matches this request' },
   CW_UPGRADE_NOT_SUPPORTED: { status: 400, message: 'only WebSocket upgrades are passed through' },
   CW_NO_HEALTHY_ENDPOINT: { status: 503, message: 'no healthy endpoint for the upstream' },
-  CW_SHUTTING_DOWN: { status: 503, message: 'the gateway is shutting down' },
   CW_UPSTREAM_REFUSED: { status: 502, message: 'the upstream refused the connection' },
   CW_UPSTREAM_RESET: { status: 502, message: 'the upstream closed the connection before answering' },
   CW_UPSTREAM_UNREACHABLE: { status: 502, message: 'the upstream host cannot be reached' },
