@@ -8,7 +8,7 @@ import * as model from './model.ts';
 import { ConfigFile } from './model.ts';
 import { defaultFromDescription, patternText } from './schema-text.ts';
 
-export const SCHEMA_ID = 'https://causeway.dev/schemas/causeway.schema.json';
+export const SCHEMA_ID = 'urn:causeway:config:v1';
 export const SCHEMA_FILE = 'config/causeway.schema.json';
 export const REFERENCE_FILE = 'docs/config-reference.md';
 
@@ -214,7 +214,7 @@ complete the config when the file starts with:
 # yaml-language-server: $schema=../config/causeway.schema.json
 \`\`\`
 
-(the path is relative to the config file; \`${SCHEMA_ID}\` names the same schema). In JSON files, set
+(the path is relative to the config file). In JSON files, set
 \`"$schema": "../config/causeway.schema.json"\`; Causeway ignores that field.
 `;
 

@@ -56,22 +56,22 @@ export class Gateway extends EventEmitter {
       typeof options.logger === 'object' ? options.logger : (pino({ level: options.logger ?? 'info' }) as FastifyBaseLogger);
     const listener = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res);
     this.app = Fastify({
-      loggerInstance: logger,
+      // Fastify's own lines ("Server listening at" for every interface) are noise next to ours.
+      loggerInstance: quieter(logger, 'edge'),
       forceCloseConnections: 'idle',
       // Fastify owns the lifecycle (listen, close, logging); the snapshot is the router, so
       // the server's only handler is the gateway's own.
       serverFactory: () => {
         const server: Server = g.tls
-          ? createHttpsServer({ cert: readFileSync(g.tls.cert), key: readFileSync(g.tls.key) }, listener)
+          ? createHttpsServer({ cert: readTlsFile(g.tls.cert, 'gateway.tls.cert'), key: readTlsFile(g.tls.key, 'gateway.tls.key') }, listener)
           : createHttpServer(listener);
         server.on('upgrade', (req, socket, head) => handleUpgrade(req, socket, head, this.runtime, this.log));
         return server;
       },
     });
-    this.log = this.app.log;
+    this.log = logger;
     // Admin requests (probes every few seconds) are not worth a log line each: warnings and up.
-    const adminLog = this.log.child({ listener: 'admin' }, { level: this.log.level === 'silent' ? 'silent' : 'warn' });
-    this.admin = Fastify({ loggerInstance: adminLog as FastifyBaseLogger });
+    this.admin = Fastify({ loggerInstance: quieter(logger, 'admin') });
     registerAdminRoutes(this.admin, this);
   }
 
@@ -261,6 +261,22 @@ export class Gateway extends EventEmitter {
     await this.app.close();
     await this.admin.close();
     await this.registry.close();
+  }
+}
+
+/** A child logger for a Fastify instance that only passes on warnings and errors. */
+function quieter(log: FastifyBaseLogger, listener: string): FastifyBaseLogger {
+  return log.child({ listener }, { level: log.level === 'silent' ? 'silent' : 'warn' }) as FastifyBaseLogger;
+}
+
+function readTlsFile(path: string, field: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw Object.assign(new Error(`cannot read ${field} ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`), {
+      code: 'CW_TLS_FILE',
+    });
   }
 }
 

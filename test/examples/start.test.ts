@@ -3,14 +3,12 @@
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { portIsFree } from '../../examples/demo/supervisor.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const startScript = fileURLToPath(new URL('../../examples/demo/start.ts', import.meta.url));
-const haveGateway = existsSync(fileURLToPath(new URL('../../cli/main.ts', import.meta.url)));
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -77,7 +75,7 @@ test('a bad port variable is refused', async (t) => {
   t.regex(demo.output(), /CAUSEWAY_PORT must be a port number/);
 });
 
-(haveGateway ? test : test.skip)('npm start: the whole demo through the gateway, then SIGTERM stops everything', async (t) => {
+test('npm start: the whole demo through the gateway, then SIGTERM stops everything', async (t) => {
   const ports = {
     CAUSEWAY_PORT: await freePort(),
     CAUSEWAY_ADMIN_PORT: await freePort(),
