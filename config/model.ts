@@ -1,6 +1,7 @@
 // The config model: one TypeBox schema is the source of truth for the validator,
 // the TypeScript types and the JSON Schema file editors use (config/causeway.schema.json).
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Consumer, Policy, Redis } from './policy-model.ts';
 
 const desc = <T extends TSchema>(schema: T, description: string): T =>
   ({ ...schema, description }) as T;
@@ -187,6 +188,10 @@ export const Route = Type.Object(
     responseHeaders: Type.Optional(desc(HeaderRules, 'Header changes on the response sent to the client.')),
     timeouts: Type.Optional(desc(Timeouts, "Override the upstream's timeouts for this route.")),
     websocket: Type.Optional(desc(Type.Boolean(), 'Pass WebSocket upgrades through (default true).')),
+    policies: Type.Optional(
+      desc(Type.Array(Type.String({ minLength: 1 })), 'Names of `policies` applied to this route, after `defaultPolicies`.'),
+    ),
+    useDefaultPolicies: Type.Optional(desc(Type.Boolean(), 'Apply `defaultPolicies` to this route (default true).')),
   },
   { additionalProperties: false },
 );
@@ -203,6 +208,22 @@ export const ConfigFile = Type.Object(
       ),
     ),
     routes: Type.Optional(desc(Type.Array(Route), 'Routes, matched most specific first (see docs/routing.md).')),
+    policies: Type.Optional(
+      desc(
+        Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }), Policy, { additionalProperties: false }),
+        'Named policies that routes refer to (see docs/policies.md).',
+      ),
+    ),
+    defaultPolicies: Type.Optional(
+      desc(Type.Array(Type.String({ minLength: 1 })), 'Policies applied to every route (before its own) unless it sets useDefaultPolicies: false.'),
+    ),
+    consumers: Type.Optional(
+      desc(
+        Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', maxLength: 100 }), Consumer, { additionalProperties: false }),
+        'API-key consumers, by name.',
+      ),
+    ),
+    redis: Type.Optional(desc(Redis, 'Redis shared by the gateway replicas (rate-limit counters).')),
   },
   { additionalProperties: false, title: 'Causeway configuration' },
 );

@@ -37,6 +37,13 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
     };
   });
 
+  // The public keys of the gateway's identityToken policies, for services and sidecars that
+  // verify the identity tokens the gateway sends them.
+  app.get('/.well-known/jwks.json', async (_req, reply) => {
+    reply.header('cache-control', 'max-age=60');
+    return gw.policies?.jwks ?? { keys: [] };
+  });
+
   app.post('/reload', async (_req, reply) => {
     const result = await gw.reload('admin API');
     if (!result.ok) {

@@ -1,16 +1,18 @@
-// The request path: normalise → match → pick backend and endpoint → forward → stream back.
-// Works on node's raw request/response so the sidecar can reuse it and Fastify's per-request
-// objects stay out of the hot path.
+// The request path: normalise → match → policies → pick backend and endpoint → forward →
+// stream back. Works on node's raw request/response so the sidecar can reuse it and Fastify's
+// per-request objects stay out of the hot path.
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { pipeline } from 'node:stream';
+import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Backend, CompiledRoute, HeaderOps, Snapshot } from '../config/compile.ts';
-import { normaliseHost, type RequestFacts } from '../config/routes.ts';
+import { normaliseHost, type RequestFacts, type RouteHit } from '../config/routes.ts';
 import { compileAddressMatcher } from '../config/cidr.ts';
 import { classifyUpstreamError, type PickedEndpoint, type UpstreamClient } from '../mesh/upstream.ts';
-import { GATEWAY_ERRORS, sendError } from './errors.ts';
+import { newContext, type Chain, type PolicyContext, type PolicyResult, type Verdict } from '../plugins/policy.ts';
+import type { PolicySet } from '../plugins/registry.ts';
+import { errorBody, GATEWAY_ERRORS, sendError } from './errors.ts';
 import { computeForwarding, type Forwarding } from './forwarded.ts';
 import { connectionTokens, HOP_BY_HOP } from './hop.ts';
 import { normaliseUrl } from './path.ts';
@@ -20,30 +22,47 @@ export type GatewaySnapshot = Snapshot<UpstreamClient>;
 /** What the handler needs from one snapshot, built once when the snapshot is installed. */
 export interface Runtime {
   snapshot: GatewaySnapshot;
+  policies: PolicySet | null;
+  /** Policy chain per route, by CompiledRoute.index. */
+  chains: Array<Chain | null>;
   trusted: (address: string) => boolean;
   requestIdHeader: string;
+  /** Client headers never passed upstream as sent: forwarding and identity headers. */
+  strip: ReadonlySet<string>;
 }
 
-export function makeRuntime(snapshot: GatewaySnapshot): Runtime {
+/** Headers the gateway sets itself; client-sent values never pass through as they are. */
+const GATEWAY_OWNED = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'host'];
+
+export function makeRuntime(snapshot: GatewaySnapshot, policies: PolicySet | null = null): Runtime {
   return {
     snapshot,
+    policies,
+    chains: snapshot.routes.map((r) => (policies ? policies.chainFor(r.config) : null)),
     trusted: compileAddressMatcher(snapshot.gateway.trustedProxies),
     requestIdHeader: snapshot.gateway.requestIdHeader,
+    strip: new Set([...GATEWAY_OWNED, ...(policies?.identityHeaders ?? [])]),
   };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:/+=@-]{1,128}$/;
 
-/** Headers the gateway sets itself; client-sent values never pass through as they are. */
-const GATEWAY_OWNED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'host']);
-
-export interface Prepared {
+/** A request that matched a route: what policies run on and what the forwarder needs. */
+export interface Matched {
+  hit: RouteHit<CompiledRoute<UpstreamClient>>;
   route: CompiledRoute<UpstreamClient>;
+  path: string;
+  query: string;
+  host: string;
+  fwd: Forwarding;
+  requestId: string;
+}
+
+export interface Target {
   backend: Backend<UpstreamClient>;
   endpoint: PickedEndpoint;
   path: string;
   headers: Record<string, string | string[]>;
-  requestId: string;
 }
 
 export interface Rejection {
@@ -68,14 +87,26 @@ function requestIdFor(req: IncomingMessage, rt: Runtime, peerTrusted: boolean): 
 function applyOps(out: Record<string, string | string[]>, ops: HeaderOps): void {
   for (const name of ops.remove) delete out[name];
   for (const [name, value] of ops.set) out[name] = value;
-  for (const [name, value] of ops.add) {
-    const prev = out[name];
-    out[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
-  }
+  for (const [name, value] of ops.add) appendHeader(out, name, value);
+}
+
+function appendHeader(out: Record<string, string | string[]>, name: string, value: string): void {
+  const prev = out[name];
+  out[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+}
+
+/** A policy context's header changes, onto a header object. */
+function applyChanges(
+  out: Record<string, string | string[]>,
+  remove: string[] | null,
+  add: Array<[string, string]> | null,
+): void {
+  if (remove !== null) for (const name of remove) delete out[name];
+  if (add !== null) for (const [name, value] of add) appendHeader(out, name, value);
 }
 
 /** Copy client headers minus hop-by-hop and gateway-owned ones. */
-function copyHeaders(src: IncomingHttpHeaders, skip: Set<string>, keepUpgrade: boolean): Record<string, string | string[]> {
+function copyHeaders(src: IncomingHttpHeaders, skip: ReadonlySet<string>, keepUpgrade: boolean): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   const listed = src.connection === undefined ? null : connectionTokens(src.connection);
   for (const name in src) {
@@ -89,28 +120,45 @@ function copyHeaders(src: IncomingHttpHeaders, skip: Set<string>, keepUpgrade: b
   return out;
 }
 
-/**
- * Decide where a request goes and what the upstream receives. Returns a rejection for a
- * request the gateway answers itself.
- */
-export function prepare(req: IncomingMessage, rt: Runtime, upgrade: boolean): Prepared | Rejection {
+/** Normalise and match. Returns a rejection for a request the gateway answers itself. */
+export function matchRequest(req: IncomingMessage, rt: Runtime, upgrade: boolean): Matched | Rejection {
   const remote = req.socket.remoteAddress ?? '';
   const peerTrusted = rt.trusted(remote);
   const requestId = requestIdFor(req, rt, peerTrusted);
   const url = normaliseUrl(req.url ?? '');
   if ('error' in url) return { status: 400, code: 'CW_BAD_PATH', message: url.message, requestId };
-  const facts: RequestFacts = {
-    method: req.method ?? 'GET',
-    host: normaliseHost(req.headers.host),
-    path: url.path,
-    query: url.query,
-    headers: req.headers,
-  };
+  const host = normaliseHost(req.headers.host);
+  const facts: RequestFacts = { method: req.method ?? 'GET', host, path: url.path, query: url.query, headers: req.headers };
   const hit = rt.snapshot.match(facts);
   if (hit === null || (upgrade && !hit.route.websocket)) {
     return { status: 404, code: 'CW_ROUTE_NOT_FOUND', message: GATEWAY_ERRORS.CW_ROUTE_NOT_FOUND.message, requestId };
   }
-  const route = hit.route;
+  const fwd = computeForwarding({
+    remoteAddress: remote,
+    encrypted: isEncrypted(req),
+    host: req.headers.host,
+    headers: req.headers,
+    trusted: rt.trusted,
+  });
+  return { hit, route: hit.route, path: url.path, query: url.query, host, fwd, requestId };
+}
+
+/** The policy context for a matched request. */
+export function policyContext(req: IncomingMessage, m: Matched): PolicyContext {
+  return newContext({
+    method: req.method ?? 'GET',
+    path: m.path,
+    query: m.query,
+    host: m.host,
+    headers: req.headers,
+    clientIp: m.fwd.clientIp,
+    route: m.route.name,
+  });
+}
+
+/** Pick the backend and endpoint and build what the upstream receives. */
+export function target(req: IncomingMessage, rt: Runtime, m: Matched, ctx: PolicyContext | null, upgrade: boolean): Target | Rejection {
+  const route = m.route;
   const backend = route.pickBackend();
   const endpoint = backend.upstream.pick(Date.now());
   if (endpoint === null) {
@@ -118,26 +166,20 @@ export function prepare(req: IncomingMessage, rt: Runtime, upgrade: boolean): Pr
       status: 503,
       code: 'CW_NO_HEALTHY_ENDPOINT',
       message: `no healthy endpoint for upstream "${backend.spec.name}"`,
-      requestId,
+      requestId: m.requestId,
     };
   }
-  const fwd: Forwarding = computeForwarding({
-    remoteAddress: remote,
-    encrypted: isEncrypted(req),
-    host: req.headers.host,
-    headers: req.headers,
-    trusted: rt.trusted,
-  });
-  const headers = copyHeaders(req.headers, GATEWAY_OWNED, upgrade);
+  const headers = copyHeaders(req.headers, rt.strip, upgrade);
   headers.host = backend.spec.passHost && req.headers.host ? req.headers.host : endpoint.spec.authority;
-  headers['x-forwarded-for'] = fwd.xff;
-  headers['x-forwarded-proto'] = fwd.proto;
-  if (fwd.host) headers['x-forwarded-host'] = fwd.host;
-  headers.forwarded = fwd.forwarded;
-  headers[rt.requestIdHeader] = requestId;
+  headers['x-forwarded-for'] = m.fwd.xff;
+  headers['x-forwarded-proto'] = m.fwd.proto;
+  if (m.fwd.host) headers['x-forwarded-host'] = m.fwd.host;
+  headers.forwarded = m.fwd.forwarded;
+  headers[rt.requestIdHeader] = m.requestId;
+  if (ctx !== null) applyChanges(headers, ctx.upstreamRemove, ctx.upstreamHeaders);
   if (route.requestHeaders !== null) applyOps(headers, route.requestHeaders);
-  const path = route.rewrite === null ? url.path : route.rewrite(url.path, hit.params);
-  return { route, backend, endpoint, path: url.query === '' ? path : `${path}?${url.query}`, headers, requestId };
+  const path = route.rewrite === null ? m.path : route.rewrite(m.path, m.hit.params);
+  return { backend, endpoint, path: m.query === '' ? path : `${path}?${m.query}`, headers };
 }
 
 function hasBody(req: IncomingMessage): boolean {
@@ -145,53 +187,147 @@ function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
 }
 
-/** Response headers for the client: upstream's minus hop-by-hop, plus route rules and the id. */
+/** Response headers for the client: upstream's minus hop-by-hop, plus policy and route rules. */
 function responseHeaders(
   upstream: IncomingHttpHeaders,
   route: CompiledRoute<UpstreamClient>,
   rt: Runtime,
   requestId: string,
+  ctx: PolicyContext | null,
 ): Record<string, string | string[]> {
   const out = copyHeaders(upstream, EMPTY, false);
+  if (ctx !== null) applyChanges(out, ctx.responseRemove, ctx.responseHeaders);
   if (route.responseHeaders !== null) applyOps(out, route.responseHeaders);
   out[rt.requestIdHeader] = requestId;
   return out;
 }
-const EMPTY = new Set<string>();
+const EMPTY: ReadonlySet<string> = new Set<string>();
+
+/** The status line and headers (and JSON error body, if any) of a policy's own answer. */
+export function verdictResponse(
+  v: Verdict,
+  ctx: PolicyContext,
+  requestId: string,
+  requestIdHeader: string,
+): { status: number; headers: Record<string, string | string[]>; body: string } {
+  const headers: Record<string, string | string[]> = {};
+  applyChanges(headers, ctx.responseRemove, ctx.responseHeaders);
+  if (v.headers) for (const [name, value] of v.headers) headers[name.toLowerCase()] = value;
+  const body = v.code === undefined ? '' : errorBody(v.code, v.message ?? 'request refused', requestId);
+  if (body !== '') headers['content-type'] = 'application/json; charset=utf-8';
+  headers['content-length'] = String(Buffer.byteLength(body));
+  headers['cache-control'] ??= 'no-store';
+  headers[requestIdHeader] = requestId;
+  return { status: v.status, headers, body };
+}
+
+function sendVerdict(res: ServerResponse, req: IncomingMessage, v: Verdict, ctx: PolicyContext, requestId: string, rt: Runtime): void {
+  if (res.headersSent || res.destroyed) return;
+  const r = verdictResponse(v, ctx, requestId, rt.requestIdHeader);
+  if (hasBody(req)) res.shouldKeepAlive = false;
+  res.writeHead(r.status, r.headers);
+  res.end(r.body);
+}
+
+const isPromise = (v: unknown): v is Promise<PolicyResult> =>
+  v !== null && typeof v === 'object' && typeof (v as { then?: unknown }).then === 'function';
 
 export interface ProxyHooks {
   /** Called once per request when it is fully done (response finished or connection gone). */
   done(): void;
+  /** A policy threw: logged by the caller. */
+  policyError(err: unknown, route: string, requestId: string): void;
+}
+
+class BodyTooLarge extends Error {
+  readonly code = 'CW_BODY_TOO_LARGE';
+}
+
+/** Counts request body bytes and fails the stream once it passes the limit. */
+function limitBody(req: IncomingMessage, max: number): Transform {
+  let seen = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+      seen += chunk.length;
+      if (seen > max) cb(new BodyTooLarge(`the request body is larger than ${max} bytes`));
+      else cb(null, chunk);
+    },
+  });
+  req.on('error', (e) => counter.destroy(e));
+  return req.pipe(counter);
 }
 
 /** Handle one client request end to end. */
 export function handleRequest(req: IncomingMessage, res: ServerResponse, rt: Runtime, hooks: ProxyHooks): void {
   let finished = false;
-  const finish = () => {
+  res.once('close', () => {
     if (finished) return;
     finished = true;
     hooks.done();
-  };
-  res.once('close', finish);
-  const p = prepare(req, rt, false);
-  if ('status' in p) {
-    // Do not leave an unread body on a keep-alive connection.
-    if (hasBody(req)) res.shouldKeepAlive = false;
-    sendError(res, p.status, p.code, p.message, p.requestId, rt.requestIdHeader);
+  });
+  const m = matchRequest(req, rt, false);
+  if ('status' in m) return reject(req, res, m, rt);
+  const chain = rt.chains[m.route.index] ?? null;
+  if (chain === null) return forward(req, res, rt, m, null);
+  const ctx = policyContext(req, m);
+  let result: PolicyResult | Promise<PolicyResult>;
+  try {
+    result = chain(ctx);
+  } catch (err) {
+    return policyFailed(req, res, rt, m, ctx, err, hooks);
+  }
+  if (isPromise(result)) {
+    result.then(
+      (v) => {
+        if (res.destroyed) return; // the client went away while policies ran
+        if (v !== null) sendVerdict(res, req, v, ctx, m.requestId, rt);
+        else forward(req, res, rt, m, ctx);
+      },
+      (err: unknown) => policyFailed(req, res, rt, m, ctx, err, hooks),
+    );
     return;
   }
-  const { route, backend, endpoint, requestId } = p;
+  if (result !== null) return sendVerdict(res, req, result, ctx, m.requestId, rt);
+  forward(req, res, rt, m, ctx);
+}
+
+function reject(req: IncomingMessage, res: ServerResponse, r: Rejection, rt: Runtime): void {
+  // Do not leave an unread body on a keep-alive connection.
+  if (hasBody(req)) res.shouldKeepAlive = false;
+  sendError(res, r.status, r.code, r.message, r.requestId, rt.requestIdHeader);
+}
+
+function policyFailed(
+  req: IncomingMessage,
+  res: ServerResponse,
+  rt: Runtime,
+  m: Matched,
+  ctx: PolicyContext,
+  err: unknown,
+  hooks: ProxyHooks,
+): void {
+  hooks.policyError(err, m.route.name, m.requestId);
+  sendVerdict(res, req, { status: 500, code: 'CW_POLICY_ERROR', message: 'a policy failed while checking the request' }, ctx, m.requestId, rt);
+}
+
+function forward(req: IncomingMessage, res: ServerResponse, rt: Runtime, m: Matched, ctx: PolicyContext | null): void {
+  const t = target(req, rt, m, ctx, false);
+  if ('status' in t) return reject(req, res, t, rt);
+  const { backend, endpoint } = t;
+  const requestId = m.requestId;
+  const route = m.route;
   const ac = new AbortController();
   res.once('close', () => {
     if (!res.writableFinished) ac.abort();
   });
   const pool = endpoint.state.pool(backend.timeouts.connectMs, backend.spec.connections);
-  const body = hasBody(req) ? req : null;
+  const limit = ctx === null ? Infinity : ctx.maxBodyBytes;
+  const body = !hasBody(req) ? null : limit === Infinity ? req : limitBody(req, limit);
   pool.request(
     {
-      path: p.path,
+      path: t.path,
       method: req.method as Dispatcher.HttpMethod,
-      headers: p.headers,
+      headers: t.headers,
       body,
       headersTimeout: backend.timeouts.responseMs,
       bodyTimeout: backend.timeouts.idleMs,
@@ -203,13 +339,18 @@ export function handleRequest(req: IncomingMessage, res: ServerResponse, rt: Run
     (err, data) => {
       if (err) {
         if (ac.signal.aborted) return; // the client went away
+        if (err instanceof BodyTooLarge || (err as { cause?: unknown }).cause instanceof BodyTooLarge) {
+          res.shouldKeepAlive = false;
+          sendError(res, 413, 'CW_BODY_TOO_LARGE', (err as Error).message, requestId, rt.requestIdHeader);
+          return;
+        }
         const failure = classifyUpstreamError(err);
         if (failure.connectFailure) backend.upstream.reportConnectFailure(endpoint, Date.now());
         sendError(res, failure.status, failure.code, failure.message, requestId, rt.requestIdHeader);
         return;
       }
       backend.upstream.reportSuccess(endpoint);
-      res.writeHead(data.statusCode, responseHeaders(data.headers as IncomingHttpHeaders, route, rt, requestId));
+      res.writeHead(data.statusCode, responseHeaders(data.headers as IncomingHttpHeaders, route, rt, requestId, ctx));
       pipeline(data.body, res, (e) => {
         if (e && !res.destroyed) res.destroy();
       });

@@ -13,6 +13,8 @@ import { loadConfig } from '../config/load.ts';
 import { EndpointRegistry, UpstreamClient } from '../mesh/upstream.ts';
 import { registerAdminRoutes } from './admin.ts';
 import { handleRequest, makeRuntime, type GatewaySnapshot, type Runtime } from './proxy.ts';
+import { SharedResources } from '../plugins/policy.ts';
+import { compilePolicySet, type PolicySet } from '../plugins/registry.ts';
 import { handleUpgrade } from './websocket.ts';
 
 export interface GatewayOptions {
@@ -33,7 +35,9 @@ export type ReloadResult =
 /** Emits 'reload' with each ReloadResult. */
 export class Gateway extends EventEmitter {
   readonly options: GatewayOptions;
-  readonly registry = new EndpointRegistry();
+  readonly registry: EndpointRegistry;
+  /** Policy resources that outlive a reload (JWKS caches, Redis connections). */
+  readonly shared: SharedResources;
   readonly log: FastifyBaseLogger;
   private runtime: Runtime;
   private readonly app: FastifyInstance;
@@ -47,13 +51,13 @@ export class Gateway extends EventEmitter {
   reloadFailures = 0;
   reloads = 0;
 
-  private constructor(options: GatewayOptions, snapshot: GatewaySnapshot) {
+  private constructor(options: GatewayOptions, runtime: Runtime, registry: EndpointRegistry, shared: SharedResources, logger: FastifyBaseLogger) {
     super();
     this.options = options;
-    this.runtime = makeRuntime(snapshot);
-    const g = snapshot.gateway;
-    const logger =
-      typeof options.logger === 'object' ? options.logger : (pino({ level: options.logger ?? 'info' }) as FastifyBaseLogger);
+    this.runtime = runtime;
+    this.registry = registry;
+    this.shared = shared;
+    const g = runtime.snapshot.gateway;
     const listener = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res);
     this.app = Fastify({
       // Fastify's own lines ("Server listening at" for every interface) are noise next to ours.
@@ -77,9 +81,17 @@ export class Gateway extends EventEmitter {
 
   /** Load, validate and compile the config, then listen on both ports. Throws ConfigError. */
   static async start(options: GatewayOptions): Promise<Gateway> {
-    const snapshot = await Gateway.build(options, new EndpointRegistry());
-    if (!('version' in snapshot)) throw new ConfigError(snapshot);
-    const gw = new Gateway(options, snapshot);
+    const logger =
+      typeof options.logger === 'object' ? options.logger : (pino({ level: options.logger ?? 'info' }) as FastifyBaseLogger);
+    const registry = new EndpointRegistry();
+    const shared = new SharedResources();
+    const runtime = await Gateway.build(options, registry, shared, logger);
+    if (!('snapshot' in runtime)) {
+      await shared.close();
+      throw new ConfigError(runtime);
+    }
+    const snapshot = runtime.snapshot;
+    const gw = new Gateway(options, runtime, registry, shared, logger);
     let field = 'gateway.listen';
     try {
       await gw.app.listen({ host: snapshot.gateway.host, port: snapshot.gateway.port });
@@ -100,10 +112,29 @@ export class Gateway extends EventEmitter {
     return gw;
   }
 
-  private static async build(options: GatewayOptions, registry: EndpointRegistry): Promise<GatewaySnapshot | ConfigIssue[]> {
+  private static async build(
+    options: GatewayOptions,
+    registry: EndpointRegistry,
+    shared: SharedResources,
+    log: FastifyBaseLogger,
+  ): Promise<Runtime | ConfigIssue[]> {
     const loaded = await loadConfig(options.config, options.env);
     if (!loaded.ok) return loaded.issues;
-    return compile(loaded.model, loaded.sources, (spec) => new UpstreamClient(spec, registry));
+    const snapshot = compile(loaded.model, loaded.sources, (spec) => new UpstreamClient(spec, registry));
+    let policies: PolicySet | null = null;
+    if (loaded.model.policies !== undefined && Object.keys(loaded.model.policies).length > 0) {
+      try {
+        policies = await compilePolicySet(loaded.model, { shared, log });
+      } catch (err) {
+        return [{ path: 'policies', message: `the policies could not be set up: ${(err as Error).message}` }];
+      }
+    }
+    return makeRuntime(snapshot, policies);
+  }
+
+  /** The running policies (null when the config declares none). */
+  get policies(): PolicySet | null {
+    return this.runtime.policies;
   }
 
   get snapshot(): GatewaySnapshot {
@@ -142,7 +173,10 @@ export class Gateway extends EventEmitter {
     inflight.add(res);
     // While draining, answer what is in flight and then close the connection.
     if (this.draining) res.shouldKeepAlive = false;
-    handleRequest(req, res, this.runtime, { done: () => inflight.delete(res) });
+    handleRequest(req, res, this.runtime, {
+      done: () => inflight.delete(res),
+      policyError: (err, route, requestId) => this.log.error({ err, route, requestId, code: 'CW_POLICY_ERROR' }, 'a policy failed'),
+    });
   }
 
   /**
@@ -161,25 +195,27 @@ export class Gateway extends EventEmitter {
 
   private async doReload(reason: string): Promise<ReloadResult> {
     if (this.closed) return { ok: false, issues: [], message: 'the gateway is shutting down' };
-    let next: GatewaySnapshot | ConfigIssue[];
+    let built: Runtime | ConfigIssue[];
     try {
-      next = await Gateway.build(this.options, this.registry);
+      built = await Gateway.build(this.options, this.registry, this.shared, this.log);
     } catch (err) {
-      next = [{ path: '', message: `config could not be compiled: ${(err as Error).message}` }];
+      built = [{ path: '', message: `config could not be compiled: ${(err as Error).message}` }];
     }
-    if (!('version' in next)) {
+    if (!('snapshot' in built)) {
+      const next = built;
       this.reloadFailures++;
       const message = formatIssues(next);
       this.log.error({ reason, code: 'CW_CONFIG_INVALID', issues: next }, `config reload rejected; still serving version ${this.snapshot.version}:\n${message}`);
       return { ok: false, issues: next, message };
     }
+    const next = built.snapshot;
     const prev = this.snapshot;
     if (next.version === prev.version) {
       this.log.info({ reason, version: prev.version }, 'config unchanged');
       return { ok: true, version: prev.version, changed: false, restartNeeded: [] };
     }
     const restartNeeded = listenerChanges(prev, next);
-    this.runtime = makeRuntime(next);
+    this.runtime = built;
     this.reloads++;
     this.log.info(
       { reason, version: next.version, previous: prev.version, routes: next.routes.length, restartNeeded },
@@ -261,6 +297,7 @@ export class Gateway extends EventEmitter {
     await this.app.close();
     await this.admin.close();
     await this.registry.close();
+    await this.shared.close();
   }
 }
 

@@ -1,13 +1,14 @@
 // WebSocket pass-through: the upgrade request goes to the route's endpoint as it came (with
 // the gateway's forwarding headers), then bytes flow both ways untouched.
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import { classifyUpstreamError } from '../mesh/upstream.ts';
 import { rawErrorResponse } from './errors.ts';
-import { prepare, type Runtime } from './proxy.ts';
+import { matchRequest, policyContext, target, verdictResponse, type Matched, type Runtime } from './proxy.ts';
+import type { PolicyContext, PolicyResult } from '../plugins/policy.ts';
 
 function headerBlock(headers: Record<string, string | string[]>): string {
   let out = '';
@@ -21,14 +22,51 @@ function headerBlock(headers: Record<string, string | string[]>): string {
 
 export function handleUpgrade(req: IncomingMessage, client: Duplex, head: Buffer, rt: Runtime, log: FastifyBaseLogger): void {
   client.on('error', () => client.destroy());
-  const p = prepare(req, rt, true);
-  if ('status' in p) {
-    client.end(rawErrorResponse(p.status, p.code, p.message, p.requestId, rt.requestIdHeader));
+  const m = matchRequest(req, rt, true);
+  if ('status' in m) {
+    client.end(rawErrorResponse(m.status, m.code, m.message, m.requestId, rt.requestIdHeader));
     return;
   }
   const upgrade = String(req.headers.upgrade ?? '').toLowerCase();
   if (upgrade !== 'websocket') {
-    client.end(rawErrorResponse(400, 'CW_UPGRADE_NOT_SUPPORTED', `upgrade to "${upgrade}" is not supported`, p.requestId, rt.requestIdHeader));
+    client.end(rawErrorResponse(400, 'CW_UPGRADE_NOT_SUPPORTED', `upgrade to "${upgrade}" is not supported`, m.requestId, rt.requestIdHeader));
+    return;
+  }
+  const chain = rt.chains[m.route.index] ?? null;
+  if (chain === null) return connectUpstream(req, client, head, rt, log, m, null);
+  // The upgrade request passes the route's policies (authentication, limits, ...) first.
+  const ctx = policyContext(req, m);
+  const done = (v: PolicyResult) => {
+    if (client.destroyed) return;
+    if (v === null) return connectUpstream(req, client, head, rt, log, m, ctx);
+    const r = verdictResponse(v, ctx, m.requestId, rt.requestIdHeader);
+    client.end(`HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? ''}\r\n${headerBlock(r.headers)}connection: close\r\n\r\n${r.body}`);
+  };
+  const failed = (err: unknown) => {
+    log.error({ err, requestId: m.requestId, route: m.route.name }, 'policy failed on a websocket upgrade');
+    client.end(rawErrorResponse(500, 'CW_POLICY_ERROR', 'a policy failed while checking the request', m.requestId, rt.requestIdHeader));
+  };
+  try {
+    const r = chain(ctx);
+    if (r !== null && typeof (r as Promise<PolicyResult>).then === 'function') (r as Promise<PolicyResult>).then(done, failed);
+    else done(r as PolicyResult);
+  } catch (err) {
+    failed(err);
+  }
+}
+
+function connectUpstream(
+  req: IncomingMessage,
+  client: Duplex,
+  head: Buffer,
+  rt: Runtime,
+  log: FastifyBaseLogger,
+  m: Matched,
+  ctx: PolicyContext | null,
+): void {
+  const p = target(req, rt, m, ctx, true);
+  if ('status' in p) {
+    client.end(rawErrorResponse(p.status, p.code, p.message, m.requestId, rt.requestIdHeader));
     return;
   }
   const { backend, endpoint } = p;
@@ -50,9 +88,9 @@ export function handleUpgrade(req: IncomingMessage, client: Duplex, head: Buffer
     connected = true; // report once
     const f = classifyUpstreamError(err);
     if (f.connectFailure) backend.upstream.reportConnectFailure(endpoint, Date.now());
-    log.warn({ requestId: p.requestId, route: p.route.name, code: f.code }, 'websocket upgrade failed');
+    log.warn({ requestId: m.requestId, route: m.route.name, code: f.code }, 'websocket upgrade failed');
     upstream.destroy();
-    client.end(rawErrorResponse(f.status, f.code, f.message, p.requestId, rt.requestIdHeader));
+    client.end(rawErrorResponse(f.status, f.code, f.message, m.requestId, rt.requestIdHeader));
   };
   upstream.once('timeout', () => fail(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })));
   upstream.once('error', fail);

@@ -215,3 +215,28 @@ test('request and response bodies pass through; methods without a route conditio
   const patch = await rawRequest({ port: gw.port, path: '/items/1', method: 'PATCH', body: 'x' });
   t.is(patch.json().method, 'PATCH');
 });
+
+test('an endpoint that accepts TCP but never completes the TLS handshake → 504 connect timeout', async (t) => {
+  const { createServer } = await import('node:net');
+  const sockets = new Set<import('node:net').Socket>();
+  const silent = createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  t.teardown(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        silent.close(() => r());
+      }),
+  );
+  const port = (silent.address() as import('node:net').AddressInfo).port;
+  const gw = await startGateway(t, {
+    upstreams: { tls: { endpoints: [`https://127.0.0.1:${port}`], timeouts: { connect: '200ms' } } },
+    routes: [{ name: 'r', upstream: 'tls' }],
+  });
+  const res = await rawRequest({ port: gw.port, path: '/' });
+  t.is(res.status, 504);
+  t.is(res.json().error.code, 'CW_UPSTREAM_CONNECT_TIMEOUT');
+});
