@@ -1,0 +1,307 @@
+// rateLimit: fixed-window request budgets per key (client address, consumer, subject, claim,
+// header, route, or a combination), in memory or in Redis shared by every gateway replica.
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Redis } from 'ioredis';
+import { parseDuration } from '../config/duration.ts';
+import type { Limit, RateLimitPolicyConfig, RedisConfig } from '../config/policy-model.ts';
+import type { Static } from '@sinclair/typebox';
+import { compileKey } from './rate-limit-key.ts';
+import { DEFAULT_KEY_PREFIX, redisState, sharedRedis } from './rate-limit-redis.ts';
+import { addResponseHeader, type CompiledPolicy, type PolicyContext, type PolicyDeps, type PolicyLogger, type PolicyResult, type SharedResources, type Verdict } from './policy.ts';
+
+type LimitConfig = Static<typeof Limit>;
+
+export const RATE_LIMITED = 'CW_RATE_LIMITED';
+export const RATE_LIMIT_UNAVAILABLE = 'CW_RATE_LIMIT_UNAVAILABLE';
+/** At most one store-failure warning per policy in this interval. */
+export const FAILURE_LOG_INTERVAL_MS = 5000;
+
+/** Counters for metrics. They live as long as the SharedResources (they survive reloads). */
+export interface RateLimitStats {
+  /** Requests let through. */
+  allowed: number;
+  /** Requests answered 429. */
+  limited: number;
+  /**
+   * Requests the shared store could not decide (Redis down, slow or erroring): each was decided
+   * by the per-replica in-memory limiter (failOpen) or answered 503 (failClosed).
+   */
+  storeFailures: number;
+  /** Requests answered 503 CW_RATE_LIMIT_UNAVAILABLE (failClosed). */
+  unavailable: number;
+}
+
+export interface CompiledRateLimit extends CompiledPolicy {
+  kind: 'rateLimit';
+  phase: 'limit';
+  stats: RateLimitStats;
+  /** 'memory' or 'redis'. */
+  store: 'memory' | 'redis';
+}
+
+interface LimitSpec {
+  requests: number;
+  windowSec: number;
+  /** Name of the limit in RateLimit headers: `<policy>-<window>`, e.g. per-ip-1s. */
+  item: string;
+}
+
+interface LimitRun {
+  spec: LimitSpec;
+  limiter: RateLimiterAbstract;
+}
+
+interface LimitSet {
+  limits: LimitRun[];
+  /** The RateLimit-Policy header value. */
+  policyHeader: string;
+}
+
+interface PolicyState {
+  stats: RateLimitStats;
+  lastWarnAt: number;
+  failuresSinceWarn: number;
+  failuresInOutage: number;
+  degraded: boolean;
+}
+
+/** Results that came from the in-memory insurance limiter rather than from Redis. */
+const fromFallback = new WeakSet<object>();
+
+/** The failOpen limiter: RateLimiterMemory that marks what it decides, so failures are counted. */
+class FallbackMemory extends RateLimiterMemory {
+  override consume(key: string | number, points?: number, options?: { [key: string]: any }): Promise<RateLimiterRes> {
+    return super.consume(key, points, options).then(
+      (res) => {
+        fromFallback.add(res);
+        return res;
+      },
+      (rej: unknown) => {
+        if (rej !== null && typeof rej === 'object') fromFallback.add(rej);
+        throw rej;
+      },
+    );
+  }
+}
+
+/** "1s", "90s", "1m", "1h": the window as people write it. */
+function windowLabel(sec: number): string {
+  if (sec % 3600 === 0) return `${sec / 3600}h`;
+  if (sec % 60 === 0) return `${sec / 60}m`;
+  return `${sec}s`;
+}
+
+function specs(name: string, limits: readonly LimitConfig[]): LimitSpec[] {
+  const out = limits.map((l) => {
+    const ms = parseDuration(l.per);
+    if (ms < 1000 || ms % 1000 !== 0) {
+      throw new Error(`rate limit policy "${name}": a window must be a whole number of seconds (1s or more), not ${JSON.stringify(l.per)}`);
+    }
+    const windowSec = ms / 1000;
+    return { requests: l.requests, windowSec, item: `${name}-${windowLabel(windowSec)}` };
+  });
+  // Two limits with the same window (pointless, but valid) still get distinct names.
+  const seen = new Map<string, number>();
+  for (const s of out) seen.set(s.item, (seen.get(s.item) ?? 0) + 1);
+  out.forEach((s, i) => {
+    if (seen.get(s.item)! > 1) s.item = `${s.item}-${i}`;
+  });
+  return out;
+}
+
+function policyHeader(list: readonly LimitSpec[]): string {
+  return list.map((s) => `"${s.item}";q=${s.requests};w=${s.windowSec}`).join(', ');
+}
+
+function policyState(shared: SharedResources, name: string): PolicyState {
+  return shared.get(`rateLimit:state:${name}`, () => ({
+    value: { stats: { allowed: 0, limited: 0, storeFailures: 0, unavailable: 0 }, lastWarnAt: 0, failuresSinceWarn: 0, failuresInOutage: 0, degraded: false },
+  }));
+}
+
+/**
+ * The in-memory limiter of one limit, kept across reloads while the policy's name and this limit
+ * are unchanged, so a reload does not hand everyone a fresh budget.
+ */
+function memoryLimiter<T extends RateLimiterMemory>(shared: SharedResources, kind: 'memory' | 'fallback', id: string, spec: LimitSpec, make: new (o: { points: number; duration: number; keyPrefix: string }) => T): T {
+  return shared.get(`rateLimit:${kind}:${id}:${spec.requests}/${spec.windowSec}`, () => ({
+    value: new make({ points: spec.requests, duration: spec.windowSec, keyPrefix: '' }),
+  }));
+}
+
+function secondsCeil(ms: number): number {
+  return ms > 0 ? Math.ceil(ms / 1000) : 0;
+}
+
+export function compileRateLimit(
+  name: string,
+  cfg: RateLimitPolicyConfig,
+  deps: PolicyDeps & { redis: RedisConfig | null },
+): CompiledRateLimit {
+  const store = cfg.store ?? (deps.redis ? 'redis' : 'memory');
+  if (store === 'redis' && !deps.redis) {
+    throw new Error(`rate limit policy "${name}" uses store "redis", but the config has no top-level "redis" section`);
+  }
+  const failClosed = cfg.onStoreFailure === 'failClosed';
+  const headers = cfg.headers ?? 'all';
+  const keyOf = compileKey(cfg.key);
+  const state = policyState(deps.shared, name);
+  const stats = state.stats;
+  const log: PolicyLogger = deps.log;
+
+  let client: Redis | null = null;
+  let keyPrefix = '';
+  if (store === 'redis') {
+    client = sharedRedis(deps.shared, deps.redis!, log);
+    keyPrefix = deps.redis!.keyPrefix ?? DEFAULT_KEY_PREFIX;
+  }
+
+  /** `set` names the budget: "" for `limits`, "@<consumer>" for an override. */
+  const buildSet = (set: string, limits: readonly LimitConfig[]): LimitSet => {
+    const list = specs(name, limits);
+    const runs = list.map((spec, i): LimitRun => {
+      // Redis key: <keyPrefix><policy>:[@<consumer>:]<index>:<window>:<key>. The window is part of
+      // it so that changing a limit's window never reuses a counter with the old expiry.
+      const id = `${name}:${set ? `${set}:` : ''}${i}:${windowLabel(spec.windowSec)}`;
+      if (client === null) return { spec, limiter: memoryLimiter(deps.shared, 'memory', id, spec, RateLimiterMemory) };
+      const limiter = new RateLimiterRedis({
+        storeClient: client,
+        points: spec.requests,
+        duration: spec.windowSec,
+        keyPrefix: `${keyPrefix}${id}`,
+        rejectIfRedisNotReady: true,
+        insuranceLimiter: failClosed ? undefined : memoryLimiter(deps.shared, 'fallback', id, spec, FallbackMemory),
+      });
+      return { spec, limiter };
+    });
+    return { limits: runs, policyHeader: policyHeader(list) };
+  };
+
+  const base = buildSet('', cfg.limits);
+  const overrides = new Map<string, LimitSet>();
+  for (const [consumer, limits] of Object.entries(cfg.overrides ?? {})) overrides.set(consumer, buildSet(`@${consumer}`, limits));
+
+  const storeFailed = (error: unknown): void => {
+    stats.storeFailures++;
+    state.failuresSinceWarn++;
+    state.failuresInOutage++;
+    state.degraded = true;
+    const now = Date.now();
+    if (now - state.lastWarnAt < FAILURE_LOG_INTERVAL_MS) return;
+    state.lastWarnAt = now;
+    const failures = state.failuresSinceWarn;
+    state.failuresSinceWarn = 0;
+    log.warn(
+      {
+        policy: name,
+        ...(client ? redisState(client) : {}),
+        error: error instanceof Error ? error.message : undefined,
+        failures,
+        onStoreFailure: failClosed ? 'failClosed' : 'failOpen',
+      },
+      failClosed
+        ? 'rate limit store unavailable: answering 503 CW_RATE_LIMIT_UNAVAILABLE'
+        : 'rate limit store unavailable: limiting per replica in memory',
+    );
+  };
+
+  const storeOk = (): void => {
+    if (!state.degraded) return;
+    state.degraded = false;
+    log.info({ policy: name, ...(client ? redisState(client) : {}), failures: state.failuresInOutage }, 'rate limit store available again');
+    state.failuresInOutage = 0;
+    state.failuresSinceWarn = 0;
+    state.lastWarnAt = 0;
+  };
+
+  const refund = (set: LimitSet, allowed: ReadonlyArray<RateLimiterRes | null>, key: string): void => {
+    // A request refused by one limit does not use up the others (best effort).
+    for (let i = 0; i < allowed.length; i++) {
+      if (allowed[i]) set.limits[i]!.limiter.reward(key, 1).catch(() => {});
+    }
+  };
+
+  const decide = async (ctx: PolicyContext, set: LimitSet, key: string): Promise<PolicyResult> => {
+    const n = set.limits.length;
+    const outcomes = await Promise.allSettled(set.limits.map((l) => l.limiter.consume(key, 1)));
+    const allowed: Array<RateLimiterRes | null> = new Array(n).fill(null);
+    let denied: number[] | null = null;
+    let error: unknown = null;
+    let failed = false;
+    let fallback = false;
+    for (let i = 0; i < n; i++) {
+      const o = outcomes[i]!;
+      if (o.status === 'fulfilled') {
+        allowed[i] = o.value;
+        if (fromFallback.has(o.value)) fallback = true;
+      } else if (o.reason instanceof RateLimiterRes) {
+        (denied ??= []).push(i);
+        allowed[i] = null;
+        if (fromFallback.has(o.reason)) fallback = true;
+        outcomes[i] = { status: 'fulfilled', value: o.reason };
+      } else {
+        failed = true;
+        error = o.reason;
+      }
+    }
+    if (client !== null) {
+      if (failed || fallback) storeFailed(error);
+      else storeOk();
+    }
+    if (failed) {
+      if (failClosed) {
+        refund(set, allowed, key);
+        stats.unavailable++;
+        return { status: 503, code: RATE_LIMIT_UNAVAILABLE, message: 'the rate limit store is unavailable' };
+      }
+      // failOpen, and even the in-memory limiter failed: let the request through.
+      stats.allowed++;
+      return null;
+    }
+    const res = (i: number): RateLimiterRes => (outcomes[i] as PromiseFulfilledResult<RateLimiterRes>).value;
+    if (denied) {
+      refund(set, allowed, key);
+      stats.limited++;
+      // The limit that frees up last decides when to come back.
+      let worst = denied[0]!;
+      for (const i of denied) if (res(i).msBeforeNext > res(worst).msBeforeNext) worst = i;
+      const reset = Math.max(1, secondsCeil(res(worst).msBeforeNext));
+      const verdict: Verdict = { status: 429, code: RATE_LIMITED, message: 'rate limit exceeded', headers: [['Retry-After', String(reset)]] };
+      if (headers !== 'none') {
+        verdict.headers!.push(['RateLimit-Policy', set.policyHeader], ['RateLimit', `"${set.limits[worst]!.spec.item}";r=0;t=${reset}`]);
+      }
+      return verdict;
+    }
+    stats.allowed++;
+    if (headers === 'all') {
+      // The limit closest to exhaustion: fewest remaining, then the one that resets last.
+      let best = 0;
+      for (let i = 1; i < n; i++) {
+        const a = res(i);
+        const b = res(best);
+        if (a.remainingPoints < b.remainingPoints || (a.remainingPoints === b.remainingPoints && a.msBeforeNext > b.msBeforeNext)) best = i;
+      }
+      const r = res(best);
+      addResponseHeader(ctx, 'RateLimit-Policy', set.policyHeader);
+      addResponseHeader(ctx, 'RateLimit', `"${set.limits[best]!.spec.item}";r=${r.remainingPoints};t=${secondsCeil(r.msBeforeNext)}`);
+    }
+    return null;
+  };
+
+  const hasOverrides = overrides.size > 0;
+  return {
+    name,
+    kind: 'rateLimit',
+    phase: 'limit',
+    store,
+    stats,
+    run(ctx) {
+      let set = base;
+      if (hasOverrides) {
+        const consumer = ctx.identity?.consumer;
+        if (consumer !== undefined) set = overrides.get(consumer) ?? base;
+      }
+      return decide(ctx, set, keyOf(ctx));
+    },
+  };
+}
