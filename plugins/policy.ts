@@ -127,7 +127,11 @@ export type Chain = (ctx: PolicyContext) => PolicyResult | Promise<PolicyResult>
 
 export function compileChain(policies: readonly CompiledPolicy[]): Chain | null {
   if (policies.length === 0) return null;
-  const sorted = [...policies].sort((a, b) => PHASES.indexOf(a.phase) - PHASES.indexOf(b.phase));
+  // Phase order; inside the edge phase CORS goes first, since a preflight (OPTIONS, no
+  // credentials) must be answered before a methods or IP rule could refuse it. The sort is
+  // stable, so otherwise the route's own order is kept.
+  const rank = (p: CompiledPolicy) => PHASES.indexOf(p.phase) * 2 + (p.kind === 'cors' ? 0 : 1);
+  const sorted = [...policies].sort((a, b) => rank(a) - rank(b));
   const fns = sorted.map((p) => p.run);
   const n = fns.length;
   const resume = async (ctx: PolicyContext, pending: Promise<PolicyResult>, next: number): Promise<PolicyResult> => {

@@ -202,3 +202,22 @@ test('WebSocket upgrades pass the route policies first', async (t) => {
   t.is(status, 401);
   t.is(up.seen.length, 0);
 });
+
+test('cors answers preflights before a methods policy listed ahead of it', async (t) => {
+  const up = await startUpstream(t, 'svc');
+  const gw = await startGateway(t, {
+    upstreams: { svc: { endpoints: [up.url] } },
+    policies: { onlyGet: { methods: ['GET'] }, cors: { cors: { origins: ['https://app.example.com'] } } },
+    routes: [{ name: 'r', upstream: 'svc', policies: ['onlyGet', 'cors'] }],
+  });
+  const preflight = await rawRequest({
+    port: gw.port,
+    path: '/',
+    method: 'OPTIONS',
+    headers: { origin: 'https://app.example.com', 'access-control-request-method': 'GET' },
+  });
+  t.is(preflight.status, 204);
+  const post = await rawRequest({ port: gw.port, path: '/', method: 'POST', body: '{}' });
+  t.is(post.status, 405);
+  t.is(post.headers.allow, 'GET, HEAD');
+});
