@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as model from './model.ts';
 import { ConfigFile } from './model.ts';
+import * as policyModel from './policy-model.ts';
 import { defaultFromDescription, patternText } from './schema-text.ts';
 
 export const SCHEMA_ID = 'urn:causeway:config:v1';
@@ -23,7 +24,7 @@ export function configJsonSchema(): Schema {
     $id: SCHEMA_ID,
     title,
     description:
-      'One Causeway config file. A directory of files is merged: gateway and admin key by key, upstreams by name, routes in file order.',
+      'One Causeway config file. A directory of files is merged: gateway, admin and redis key by key, upstreams, policies and consumers by name, routes in file order; defaultPolicies may be set in one file only.',
     ...rest,
   };
 }
@@ -40,6 +41,8 @@ interface Section {
   heading: string;
   intro?: string;
   schema: Schema;
+  /** A section for a value that is not an object (a policy kind such as bodyLimit): its type, no table. */
+  value?: true;
 }
 
 const slug = (heading: string) =>
@@ -67,7 +70,13 @@ class Reference {
     this.sections.push({ heading, schema, ...(intro ? { intro } : {}) });
     for (const [name, prop] of Object.entries(schema.properties as Record<string, Schema>)) {
       if (name === '$schema') continue;
-      this.addNested(heading === 'Top level' ? name : `${heading}.${name}`, prop, prop.description as string | undefined);
+      const at = heading === 'Top level' ? name : `${heading}.${name}`;
+      const before = this.sections.length;
+      this.addNested(at, prop, prop.description as string | undefined);
+      // Every kind of a policy gets its own section, also those whose value is not an object.
+      if (schema.title === 'policy' && this.sections.length === before) {
+        this.sections.push({ heading: at, schema: prop, value: true, ...(typeof prop.description === 'string' ? { intro: prop.description } : {}) });
+      }
     }
   }
 
@@ -97,6 +106,7 @@ class Reference {
     const branches = unionBranches(s);
     if (branches) {
       if (typeof s.title === 'string') return this.link(s.title);
+      if (branches.every((b) => b.const !== undefined)) return `one of ${branches.map((b) => code(String(b.const))).join(', ')}`;
       return branches.map((b) => this.typeOf(b)).join(' or ');
     }
     const notes: string[] = [];
@@ -116,8 +126,11 @@ class Reference {
       case 'boolean':
       case 'number':
         return withNotes(s.type);
-      case 'array':
-        return withNotes(`list of ${this.typeOf((s.items as Schema | undefined) ?? {})}`);
+      case 'array': {
+        const items = (s.items as Schema | undefined) ?? {};
+        const literals = unionBranches(items)?.every((b) => b.const !== undefined) && typeof items.title !== 'string';
+        return withNotes(literals ? `list, each ${this.typeOf(items)}` : `list of ${this.typeOf(items)}`);
+      }
       case 'object': {
         const heading = this.sectionOf.get(s);
         if (heading) return this.link(heading, 'object');
@@ -141,7 +154,7 @@ class Reference {
       const description = typeof prop.description === 'string' ? prop.description : '';
       const def = defaultFromDescription(description);
       rows.push(
-        `| ${code(name)}${required.has(name) ? ' **(required)**' : ''} | ${cell(this.typeOf(prop))} | ${def ? cell(code(def)) : ''} | ${cell(description)} |`,
+        `| ${code(name)}${required.has(name) ? ' **(required)**' : ''} | ${cell(this.typeOf(prop))} | ${def ? cell(def.includes('`') ? def : code(def)) : ''} | ${cell(description)} |`,
       );
     }
     const exactlyOne = s.minProperties === 1 && s.maxProperties === 1;
@@ -163,12 +176,15 @@ The config is one file (\`gateway.yaml\`, \`gateway.json\`) or a directory. For 
 every \`*.yaml\`, \`*.yml\` and \`*.json\` file directly in it (not in subdirectories; names starting
 with "." are skipped) is read in name order and merged:
 
-- \`gateway\` and \`admin\` are merged field by field; the same field in two files is an error.
-- \`upstreams\` are merged by name; the same upstream name in two files is an error.
+- \`gateway\`, \`admin\` and \`redis\` are merged field by field; the same field in two files is an error.
+- \`upstreams\`, \`policies\` and \`consumers\` are merged by name; the same name in two files is an error.
+- \`defaultPolicies\` may be set in one file only.
 - \`routes\` lists are joined in file order (then matched most specific first).
 - \`$schema\` is ignored.
 
-Relative \`gateway.tls.cert\` and \`gateway.tls.key\` paths are relative to the file that sets them.
+Relative file paths are relative to the file that sets them: \`gateway.tls.cert\` and
+\`gateway.tls.key\`, a \`jwt\` policy's \`jwksFile\` and \`publicKeyFile\`, an \`identityToken\`
+policy's \`keyFile\`.
 
 Every problem is reported, not only the first, as \`file:line:column path: message\`, for example:
 
@@ -184,6 +200,68 @@ and \`regex\`, regular expressions compile, \`rewrite.prefix\` comes with \`matc
 \`rewrite.path\` only uses parameters of \`match.path\`, \`trustedProxies\` are IP addresses or CIDRs,
 methods are known HTTP methods, header names are not repeated in another case, the gateway and
 admin listeners differ, and no route is hidden behind an earlier one that takes all its requests.
+
+For policies it checks that:
+
+- \`defaultPolicies\` and \`routes[].policies\` name policies that exist, each once;
+- a \`jwt\` policy has exactly one key source (\`jwksUri\`, \`jwksFile\`, \`publicKeyFile\` or
+  \`secret\`), \`HS256\`/\`HS384\`/\`HS512\` only with \`secret\` and \`secret\` only with them (an HS
+  key never verifies RS/ES tokens), and its key files exist and can be read;
+- headers set from an identity (\`jwt.forward\`, \`apiKey.forward.consumer\`,
+  \`identityToken.header\`) are not repeated in another case, are not \`host\`, \`content-length\`,
+  \`transfer-encoding\`, \`connection\` or another hop-by-hop header, and are set only by policies
+  of one kind;
+- consumers named by \`apiKey.consumers\`, \`authz\` rules and \`rateLimit.overrides\` exist, and no
+  API key belongs to two consumers (issues never show a key);
+- a \`rateLimit\` with \`store: redis\` has the top-level \`redis\`, its windows are whole seconds
+  (1s or more), and no two limits of one list have the same window;
+- an \`authz\` policy has \`allow\` or \`deny\` rules, and its claim paths have no empty segment
+  and its claim regular expressions compile;
+- \`cors\` origins are \`"*"\` or \`scheme://host[:port]\` (optionally \`https://*.example.com\`), never
+  \`"null"\`, and \`credentials: true\` is not combined with \`"*"\`;
+- \`ipFilter\` entries are IP addresses or CIDRs, \`bodyLimit\` is a size, header values of
+  \`requestHeaders\` and \`responseHeaders\` policies have no line breaks or control characters,
+  and \`identityToken.keyFile\` exists.
+
+## Policies
+
+A policy is a named piece of request handling: authentication (\`jwt\`, \`apiKey\`), authorisation
+(\`authz\`), limits (\`rateLimit\`, \`bodyLimit\`, \`methods\`, \`ipFilter\`), \`cors\`, header changes
+(\`requestHeaders\`, \`responseHeaders\`) and \`identityToken\`. Each entry of \`policies\` has exactly
+one kind. \`defaultPolicies\` apply to every route, before the route's own \`policies\`, unless the
+route sets \`useDefaultPolicies: false\`.
+
+\`\`\`yaml
+policies:
+  users:
+    jwt:
+      issuer: https://login.example.com/
+      audiences: [api]
+      algorithms: [RS256]
+      jwksUri: https://login.example.com/.well-known/jwks.json
+      forward: { x-user-id: sub }
+  partners:
+    apiKey: { forward: { consumer: x-consumer } }
+  per-client:
+    rateLimit:
+      limits: [{ requests: 10, per: 1s }, { requests: 1000, per: 1h }]
+      key: [consumer, ip]
+  small-bodies:
+    bodyLimit: 1MiB
+consumers:
+  acme:
+    keys: ["\${ACME_API_KEY}"]
+defaultPolicies: [small-bodies]
+routes:
+  - name: orders
+    match: { prefix: /orders }
+    upstream: monolith
+    policies: [users]
+  - name: partner-feed
+    match: { prefix: /feed }
+    upstream: monolith
+    policies: [partners, per-client]
+\`\`\`
 
 ## Environment variables
 
@@ -220,11 +298,16 @@ complete the config when the file starts with:
 
 /** A field's description replaces its type's, so value types take theirs from the model's exports. */
 const VALUE_TYPE_DESCRIPTIONS = new Map<string, string>(
-  Object.values(model as Record<string, unknown>)
+  [...Object.values(model as Record<string, unknown>), ...Object.values(policyModel as Record<string, unknown>)]
     .filter((v): v is Schema => v !== null && typeof v === 'object' && Array.isArray((v as Schema).anyOf))
     .filter((v) => typeof v.title === 'string' && typeof v.description === 'string')
     .map((v) => [v.title as string, v.description as string]),
 );
+
+/** What a value type's description leaves out. */
+const VALUE_TYPE_NOTES: Record<string, string> = {
+  size: 'KB, MB and GB are 1000-based; KiB, MiB and GiB are 1024-based. A fraction of a byte is dropped.',
+};
 
 function referenceMarkdown(schema: Schema): string {
   const ref = new Reference();
@@ -234,13 +317,15 @@ function referenceMarkdown(schema: Schema): string {
     out.push('', `### ${section.heading === 'Top level' ? section.heading : code(section.heading)}`, '');
     const description = section.intro ?? (typeof section.schema.description === 'string' ? section.schema.description : undefined);
     if (description) out.push(description, '');
-    out.push(ref.table(section.schema));
+    out.push(section.value ? `Value: ${ref.typeOf(section.schema)}` : ref.table(section.schema));
   }
   if (ref.valueTypes.size > 0) out.push('', '## Value types');
   for (const [title, union] of ref.valueTypes) {
     out.push('', `### ${title}`, '');
     const description = VALUE_TYPE_DESCRIPTIONS.get(title) ?? union.description;
     if (typeof description === 'string') out.push(description, '');
+    const note = VALUE_TYPE_NOTES[title];
+    if (note) out.push(note, '');
     const branches = unionBranches(union) ?? [];
     out.push('One of:', '');
     for (const b of branches) {

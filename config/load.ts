@@ -6,20 +6,30 @@ import path from 'node:path';
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { coerceScalar, interpolate, type Env } from './interpolate.ts';
 import { sortIssues, type ConfigIssue } from './issues.ts';
-import type { ConfigModel } from './model.ts';
+import { ConfigFile, type ConfigModel } from './model.ts';
 import { formatPath, shortLoc, SourceMap, type Loc, type Segment } from './source-map.ts';
 import { toIssue, validateValue, type RawIssue } from './validate.ts';
 
 export type LoadResult = { ok: true; model: ConfigModel; sources: string[] } | { ok: false; issues: ConfigIssue[] };
 
 export interface ConfigText {
-  /** Name used in issues; relative tls paths are resolved against its directory. */
+  /** Name used in issues; relative file paths in it (tls, keys) are resolved against its directory. */
   file: string;
   text: string;
 }
 
 const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
-const TOP_LEVEL = ['gateway', 'admin', 'upstreams', 'routes'];
+const TOP_LEVEL = Object.keys(ConfigFile.properties).filter((k) => k !== '$schema');
+/**
+ * Sections merged by name (the same name in two files is an issue), and what one entry is
+ * called. gateway, admin and redis are merged setting by setting instead.
+ */
+const BY_NAME: Record<string, string> = { upstreams: 'upstream', policies: 'policy', consumers: 'consumer' };
+/** File paths inside a policy, by kind, resolved against the directory of the file that sets them. */
+const POLICY_FILES: Record<string, readonly string[]> = {
+  jwt: ['jwksFile', 'publicKeyFile'],
+  identityToken: ['keyFile'],
+};
 const MAX_SYNTAX_ERRORS = 10;
 /** Guards against alias bombs ("billion laughs"). */
 const MAX_ALIAS_EXPANSIONS = 10_000;
@@ -203,7 +213,10 @@ class Loader {
           break;
         case 'gateway':
         case 'admin':
-        case 'upstreams': {
+        case 'redis':
+        case 'upstreams':
+        case 'policies':
+        case 'consumers': {
           if (empty) break; // "gateway:" with everything commented out
           if (!isMap(valueNode)) {
             // Not merged, so nothing else is said about it.
@@ -226,17 +239,35 @@ class Loader {
             if (Object.hasOwn(target, name)) {
               const first = shortLoc(this.map.keys.get(formatPath(segs)) ?? this.map.values.get(formatPath(segs)));
               const here = `${file}:${innerKeyLoc.line}`;
-              const message =
-                key === 'upstreams'
-                  ? `upstream "${name}" is defined in both ${first} and ${here}`
-                  : `${key}.${name} is set in both ${first} and ${here}; each setting may appear in one file only`;
+              const entry = BY_NAME[key];
+              const message = entry
+                ? `${entry} "${name}" is defined in both ${first} and ${here}`
+                : `${key}.${name} is set in both ${first} and ${here}; each setting may appear in one file only`;
               this.issue(segs, message, innerKeyLoc, 'key');
               continue;
             }
             this.map.setKey(segs, innerKeyLoc);
-            setOwn(target as Record<string, unknown>, name, this.walk(inner.value as Node | null, segs, innerKeyLoc));
-            if (key === 'gateway' && name === 'tls') this.resolveTls(target as Record<string, unknown>);
+            const value = this.walk(inner.value as Node | null, segs, innerKeyLoc);
+            setOwn(target as Record<string, unknown>, name, value);
+            if (key === 'gateway' && name === 'tls') this.resolveFiles(value, ['cert', 'key']);
+            if (key === 'policies') this.resolvePolicyFiles(value);
           }
+          break;
+        }
+        case 'defaultPolicies': {
+          if (empty) break;
+          if (Object.hasOwn(this.merged, key)) {
+            const first = shortLoc(this.map.keys.get(key));
+            this.issue(
+              [key],
+              `defaultPolicies is set in both ${first} and ${file}:${keyLoc.line}; set it in one file only`,
+              keyLoc,
+              'key',
+            );
+            break;
+          }
+          this.map.setKey([key], keyLoc);
+          setOwn(this.merged, key, this.walk(valueNode, [key], keyLoc));
           break;
         }
         case 'routes': {
@@ -270,14 +301,24 @@ class Loader {
     }
   }
 
-  /** Relative tls.cert / tls.key become absolute, against the declaring file's directory. */
-  private resolveTls(gateway: Record<string, unknown>): void {
-    const tls = gateway.tls;
-    if (!tls || typeof tls !== 'object' || Array.isArray(tls)) return;
+  /**
+   * Relative file paths (`fields` of `obj`) become absolute, against the declaring file's
+   * directory: gateway.tls.cert and .key, a jwt policy's jwksFile and publicKeyFile, an
+   * identityToken policy's keyFile.
+   */
+  private resolveFiles(obj: unknown, fields: readonly string[]): void {
+    if (!obj || typeof obj !== 'object' || Array.isArray(obj)) return;
     const dir = path.dirname(path.resolve(this.file));
-    for (const k of ['cert', 'key']) {
-      const v = (tls as Record<string, unknown>)[k];
-      if (typeof v === 'string' && v !== '') (tls as Record<string, unknown>)[k] = path.resolve(dir, v);
+    for (const k of fields) {
+      const v = (obj as Record<string, unknown>)[k];
+      if (typeof v === 'string' && v !== '') (obj as Record<string, unknown>)[k] = path.resolve(dir, v);
+    }
+  }
+
+  private resolvePolicyFiles(policy: unknown): void {
+    if (!policy || typeof policy !== 'object' || Array.isArray(policy)) return;
+    for (const [kind, fields] of Object.entries(POLICY_FILES)) {
+      if (Object.hasOwn(policy, kind)) this.resolveFiles((policy as Record<string, unknown>)[kind], fields);
     }
   }
 

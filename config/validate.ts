@@ -1,13 +1,17 @@
 // Validation of a (merged) config value: the JSON Schema from config/model.ts, with ajv's
 // errors turned into one clear message each, then the semantic checks a schema cannot express.
-import { METHODS } from 'node:http';
+import { closeSync, openSync, statSync } from 'node:fs';
+import { METHODS, validateHeaderValue } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import { ConfigFile, type ConfigModel, type RouteConfig } from './model.ts';
+import { parseCidr } from './cidr.ts';
+import { parseDuration } from './duration.ts';
+import { ConfigFile, type ConfigModel, type DurationValue, type RouteConfig } from './model.ts';
 import type { ConfigIssue } from './issues.ts';
 import { findShadowedRoutes } from './routes.ts';
 import { patternText } from './schema-text.ts';
+import { byteSizeError } from './size.ts';
 import { formatPath, shortLoc, type Loc, type Segment } from './source-map.ts';
 
 /** Finds where a path of the config came from (undefined: no source locations). */
@@ -93,16 +97,27 @@ function describeValue(v: unknown): string {
   }
 }
 
+/** Titled unions whose branches' own errors never help: always one "expected …" message. */
+const ALWAYS_COLLAPSE = new Set(['duration', 'size']);
+
 function unionExpectation(union: Schema): string {
   switch (union.title) {
     case 'duration':
       return 'expected a duration like "2s" or "250ms"';
+    case 'size':
+      return 'expected a size like "1MiB" or a number of bytes';
     case 'endpoint':
       return 'expected an endpoint URL like "http://10.0.0.5:8080" or an object {url, weight}';
     case 'string match':
       return 'expected a string or one of {exact}, {prefix}, {regex}, {present: true|false}';
+    case 'claim match':
+      return 'expected a value (a string, number, true or false) or one of {in: [...]}, {regex}, {present: true|false}';
   }
   const branches = (union.anyOf as Schema[] | undefined) ?? [];
+  // A choice of literals ("RS256" | "RS384" | …): name them, unquoted.
+  if (branches.length > 0 && branches.every((b) => b.const !== undefined)) {
+    return `expected one of ${branches.map((b) => String(b.const)).join(', ')}`;
+  }
   const words = branches.map((b) => {
     const items = b.items as Schema | undefined;
     if (b.type === 'array' && typeof items?.type === 'string') return `a list of ${PLURAL[items.type] ?? items.type}`;
@@ -156,7 +171,7 @@ function collapseUnions(errors: ErrorObject[]): Array<ErrorObject | { custom: st
         .map(branchOf),
     );
     const candidates = [...Array(branchCount).keys()].filter((i) => !mismatched.has(i));
-    if (union.title !== 'duration' && candidates.length === 1) {
+    if (!ALWAYS_COLLAPSE.has(String(union.title)) && candidates.length === 1) {
       // Keep the fitting branch's own errors; the anyOf error itself says nothing more.
       live.delete(a);
       for (const e of inner) if (branchOf(e) !== candidates[0]) live.delete(e);
@@ -180,10 +195,51 @@ function propertyNames(schema: Schema | undefined): string[] {
   return props ? Object.keys(props).filter((k) => k !== '$schema') : [];
 }
 
-function errorToRaw(e: ErrorObject, data: unknown): RawIssue {
+/** Values never repeated in a message (they are credentials): consumer keys, jwt secrets, the Redis URL. */
+function isSecret(segs: readonly Segment[]): boolean {
+  const [a, , c, d] = segs;
+  return (
+    (a === 'consumers' && c === 'keys') ||
+    (a === 'policies' && c === 'jwt' && d === 'secret') ||
+    (a === 'redis' && segs[1] === 'url')
+  );
+}
+
+/** "{header}, {cookie}, {query}" for an object that takes exactly one of its fields. */
+const exactlyOneOf = (schema: Schema | undefined): boolean =>
+  schema?.type === 'object' && schema.minProperties === 1 && schema.maxProperties === 1 && propertyNames(schema).length > 0;
+
+function policyError(e: ErrorObject, segs: Segment[], kinds: string[]): RawIssue | undefined {
+  const params = e.params as Record<string, unknown>;
+  const present = e.data && typeof e.data === 'object' ? Object.keys(e.data) : [];
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = String(params.additionalProperty);
+      return { segs: [...segs, key], kind: 'key', message: `unknown policy kind "${key}" (kinds: ${kinds.join(', ')})` };
+    }
+    case 'minProperties':
+      return { segs, message: `a policy needs one of: ${kinds.join(', ')}` };
+    case 'maxProperties': {
+      // An unknown kind next to a known one is already reported as unknown.
+      const found = present.filter((k) => kinds.includes(k));
+      if (found.length < 2) return undefined;
+      return {
+        segs,
+        message: `a policy has exactly one kind; found ${found.length}: ${found.join(', ')} (give each its own name and list them all)`,
+      };
+    }
+  }
+  return undefined;
+}
+
+function errorToRaw(e: ErrorObject, data: unknown): RawIssue | undefined {
   const segs = pointerToSegs(e.instancePath, data);
   const parent = e.parentSchema as Schema | undefined;
   const params = e.params as Record<string, unknown>;
+  if (parent?.title === 'policy' && e.keyword !== 'type') {
+    const raw = policyError(e, segs, propertyNames(parent));
+    if (raw || e.keyword === 'maxProperties') return raw;
+  }
   switch (e.keyword) {
     case 'additionalProperties': {
       const key = String(params.additionalProperty);
@@ -200,8 +256,13 @@ function errorToRaw(e: ErrorObject, data: unknown): RawIssue {
     }
     case 'required':
       return { segs, message: `missing required field "${String(params.missingProperty)}"` };
-    case 'type':
-      return { segs, message: `expected ${typeWords(params.type)}, got ${describeValue(e.data)}` };
+    case 'type': {
+      const got = isSecret(segs) ? describeValue(e.data).replace(/ \(.*\)$/, '') : describeValue(e.data);
+      if (params.type === 'object' && exactlyOneOf(parent)) {
+        return { segs, message: `expected an object with one of ${propertyNames(parent).join(', ')}, got ${got}` };
+      }
+      return { segs, message: `expected ${typeWords(params.type)}, got ${got}` };
+    }
     case 'pattern':
       return { segs, message: patternText(String(params.pattern)).message };
     case 'minLength':
@@ -232,6 +293,9 @@ function errorToRaw(e: ErrorObject, data: unknown): RawIssue {
               ? `must set exactly one of ${names.join(', ')}`
               : `must set exactly one of ${names.join(', ')} (found: ${present.join(', ')})`,
         };
+      }
+      if (e.keyword === 'minProperties' && params.limit === 1 && names.length > 0) {
+        return { segs, message: `must not be empty: set at least one of ${names.join(', ')}` };
       }
       return {
         segs,
@@ -264,8 +328,9 @@ export function schemaIssues(data: unknown): RawIssue[] {
   const out: RawIssue[] = [];
   const seen = new Set<string>();
   for (const e of collapseUnions(validate.errors ?? [])) {
-    const raw: RawIssue =
+    const raw: RawIssue | undefined =
       'custom' in e ? { segs: pointerToSegs(e.instancePath, data), message: e.custom } : errorToRaw(e, data);
+    if (!raw) continue;
     const key = `${formatPath(raw.segs)}\0${raw.message}`;
     if (seen.has(key)) continue;
     seen.add(key);
@@ -528,7 +593,407 @@ export function semanticIssues(
       });
     }
   }
+
+  policyIssues(model, clean, where, out);
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Semantic checks of policies, consumers and redis
+
+const JWT_KEY_SOURCES = ['jwksUri', 'jwksFile', 'publicKeyFile', 'secret'] as const;
+/** Headers the gateway manages itself: a policy must not set them from an identity. */
+const MANAGED_HEADERS = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'upgrade',
+]);
+const DEFAULT_IDENTITY_TOKEN_HEADER = 'x-causeway-identity';
+/** scheme://host[:port] where host may start with a "*." label wildcard. */
+const ORIGIN = /^[a-z][a-z0-9+.-]*:\/\/(\*\.)?([a-z0-9_-]+(?:\.[a-z0-9_-]+)*|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?$/i;
+
+/** Why a file named in the config cannot be used, or undefined. Never throws. */
+function fileError(file: string): string | undefined {
+  let info;
+  try {
+    info = statSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return `file "${file}" does not exist`;
+    return `cannot read "${file}": ${code ?? (err as Error).message}`;
+  }
+  if (!info.isFile()) return `"${file}" is not a file`;
+  try {
+    closeSync(openSync(file, 'r'));
+  } catch (err) {
+    return `cannot read "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+  }
+  return undefined;
+}
+
+function originError(origin: string): string | undefined {
+  if (origin === '*') return undefined;
+  if (origin === 'null') {
+    return 'origin "null" cannot be allowed: sandboxed frames, local files and some redirects send it, so any site can produce it';
+  }
+  const m = ORIGIN.exec(origin);
+  const rule = 'write "*" or scheme://host[:port], optionally with a leading "*." label as in "https://*.example.com"';
+  if (!m) {
+    const hint = /^[a-z][a-z0-9+.-]*:\/\/[^/]+\/.*$/i.test(origin)
+      ? ' (an origin has no path, not even a trailing "/")'
+      : !origin.includes('://')
+        ? ' (an origin starts with the scheme: "https://app.example.com", "https://*.example.com")'
+        : '';
+    return `"${origin}" is not an origin: ${rule}${hint}`;
+  }
+  const port = m[3] === undefined ? undefined : Number(m[3]);
+  if (port !== undefined && (port < 1 || port > 65535)) return `"${origin}" is not an origin: the port must be 1 to 65535`;
+  if (m[1] !== undefined && (m[2]!.startsWith('[') || !m[2]!.includes('.'))) {
+    return `"${origin}": a "*." wildcard needs a domain of at least two labels after it ("https://*.example.com")`;
+  }
+  return undefined;
+}
+
+const listKnown = (names: readonly string[], what: string) =>
+  names.length > 0 ? `known: ${names.join(', ')}` : `no ${what} are defined`;
+
+interface IdentityHeader {
+  lower: string;
+  policy: string;
+  kind: string;
+  segs: Segment[];
+  kindKey?: boolean;
+}
+
+function policyIssues(
+  model: Record<string, unknown>,
+  clean: (segs: readonly Segment[]) => boolean,
+  where: (segs: Segment[]) => string,
+  out: RawIssue[],
+): void {
+  const policies = isObject(model.policies) ? model.policies : {};
+  const policyNames = Object.keys(policies);
+  const consumers = isObject(model.consumers) ? model.consumers : {};
+  const consumerNames = Object.keys(consumers);
+  const identityHeaders: IdentityHeader[] = [];
+
+  /** Names in a list exist (`names`) and are not repeated. */
+  const checkNames = (list: unknown, segs: Segment[], names: readonly string[], what: 'policy' | 'consumer') => {
+    if (!Array.isArray(list)) return;
+    const first = new Map<string, number>();
+    list.forEach((n, i) => {
+      const s = [...segs, i];
+      if (typeof n !== 'string' || !clean(s)) return;
+      if (!names.includes(n)) {
+        out.push({ segs: s, message: `unknown ${what} "${n}" (${listKnown(names, what === 'policy' ? 'policies' : 'consumers')})` });
+      } else if (first.has(n)) {
+        out.push({ segs: s, message: `${what} "${n}" is listed twice (first at [${first.get(n)}])` });
+      }
+      if (!first.has(n)) first.set(n, i);
+    });
+  };
+
+  const checkMethods = (list: unknown, segs: Segment[]) => {
+    if (!Array.isArray(list)) return;
+    const seen = new Set<string>();
+    list.forEach((m, i) => {
+      if (typeof m !== 'string' || !clean([...segs, i])) return;
+      if (!KNOWN_METHODS.has(m)) out.push({ segs: [...segs, i], message: `unknown HTTP method "${m}"` });
+      else if (seen.has(m)) out.push({ segs: [...segs, i], message: `method "${m}" is listed twice` });
+      seen.add(m);
+    });
+  };
+
+  const checkFile = (value: unknown, segs: Segment[]) => {
+    if (typeof value !== 'string' || !clean(segs)) return;
+    const err = fileError(value);
+    if (err) out.push({ segs, message: err });
+  };
+
+  /** A header a policy sets from an identity: not one the gateway manages. */
+  const identityHeader = (header: string, segs: Segment[], policy: string, kind: string, kindKey: boolean) => {
+    const lower = header.toLowerCase();
+    if (MANAGED_HEADERS.has(lower)) {
+      out.push({
+        segs,
+        ...(kindKey ? { kind: 'key' as const } : {}),
+        message: `"${header}" cannot carry an identity: host, content-length, transfer-encoding, connection and the other hop-by-hop headers are managed by the gateway`,
+      });
+      return;
+    }
+    identityHeaders.push({ lower, policy, kind, segs, kindKey });
+  };
+
+  /** Limits of one list do not repeat a window. */
+  const checkLimits = (list: unknown, segs: Segment[]) => {
+    if (!Array.isArray(list) || !clean(segs)) return;
+    const windows = new Map<number, number>();
+    list.forEach((limit, i) => {
+      if (!isObject(limit)) return;
+      const per = limit.per as DurationValue;
+      const ms = parseDuration(per);
+      if (ms < 1000 || ms % 1000 !== 0) {
+        out.push({ segs: [...segs, i, 'per'], message: 'a window must be a whole number of seconds, 1s or more' });
+        return;
+      }
+      const first = windows.get(ms);
+      if (first !== undefined) {
+        const firstPer = (list[first] as { per: DurationValue }).per;
+        const same = String(firstPer) === String(per) ? '' : ` (${JSON.stringify(firstPer)})`;
+        out.push({
+          segs: [...segs, i, 'per'],
+          message: `${formatPath([...segs.slice(3), first])} already limits this window${same}; keep one limit per window`,
+        });
+      } else {
+        windows.set(ms, i);
+      }
+    });
+  };
+
+  for (const name of policyNames) {
+    const policy = policies[name];
+    if (!isObject(policy)) continue;
+    const kinds = Object.keys(policy);
+    if (kinds.length !== 1) continue; // the schema has said so
+    const kind = kinds[0]!;
+    const cfg = policy[kind];
+    const at = (...rest: Segment[]): Segment[] => ['policies', name, kind, ...rest];
+
+    switch (kind) {
+      case 'jwt': {
+        if (!isObject(cfg)) break;
+        const sources = JWT_KEY_SOURCES.filter((k) => cfg[k] !== undefined);
+        if (sources.length === 0) {
+          out.push({ segs: at(), message: 'needs a key to verify tokens: set one of jwksUri, jwksFile, publicKeyFile or secret' });
+        } else if (sources.length > 1) {
+          out.push({
+            segs: at(),
+            message: `set only one of jwksUri, jwksFile, publicKeyFile and secret (found: ${sources.join(', ')})`,
+          });
+        } else if (Array.isArray(cfg.algorithms) && clean(at('algorithms'))) {
+          const source = sources[0]!;
+          const seen = new Set<string>();
+          cfg.algorithms.forEach((alg, i) => {
+            if (typeof alg !== 'string') return;
+            const hs = alg.startsWith('HS');
+            if (seen.has(alg)) out.push({ segs: at('algorithms', i), message: `algorithm ${alg} is listed twice` });
+            else if (source === 'secret' && !hs) {
+              out.push({
+                segs: at('algorithms', i),
+                message: `${alg} needs a public key (jwksUri, jwksFile or publicKeyFile), not "secret": an HS key never verifies RS/ES tokens`,
+              });
+            } else if (source !== 'secret' && hs) {
+              out.push({
+                segs: at('algorithms', i),
+                message: `${alg} needs "secret": a public key (${source}) never verifies HS tokens, and must never be used as an HS secret`,
+              });
+            }
+            seen.add(alg);
+          });
+        }
+        checkFile(cfg.jwksFile, at('jwksFile'));
+        checkFile(cfg.publicKeyFile, at('publicKeyFile'));
+        if (isObject(cfg.forward) && clean(at('forward'))) {
+          const byLower = new Map<string, string>();
+          for (const header of Object.keys(cfg.forward)) {
+            const lower = header.toLowerCase();
+            const first = byLower.get(lower);
+            if (first !== undefined) {
+              out.push({
+                segs: at('forward', header),
+                kind: 'key',
+                message: `header "${header}" is already forwarded as "${first}" (header names are case-insensitive)`,
+              });
+              continue;
+            }
+            byLower.set(lower, header);
+            identityHeader(header, at('forward', header), name, kind, true);
+          }
+        }
+        break;
+      }
+      case 'apiKey': {
+        if (!isObject(cfg)) break;
+        checkNames(cfg.consumers, at('consumers'), consumerNames, 'consumer');
+        const forward = isObject(cfg.forward) ? cfg.forward : undefined;
+        if (typeof forward?.consumer === 'string' && clean(at('forward', 'consumer'))) {
+          identityHeader(forward.consumer, at('forward', 'consumer'), name, kind, false);
+        }
+        break;
+      }
+      case 'authz': {
+        if (!isObject(cfg)) break;
+        if (cfg.allow === undefined && cfg.deny === undefined) {
+          out.push({ segs: at(), message: 'needs "allow" or "deny" rules; without them it allows every request' });
+        }
+        for (const list of ['allow', 'deny'] as const) {
+          const rules = cfg[list];
+          if (!Array.isArray(rules)) continue;
+          rules.forEach((rule, i) => {
+            if (!isObject(rule)) return;
+            checkNames(rule.consumers, at(list, i, 'consumers'), consumerNames, 'consumer');
+            if (!isObject(rule.claims)) return;
+            for (const [claim, match] of Object.entries(rule.claims)) {
+              const segs = at(list, i, 'claims', claim);
+              if (claim.trim() === '') out.push({ segs, kind: 'key', message: 'claim name must not be empty' });
+              else if (claim.split('.').includes('')) {
+                out.push({ segs, kind: 'key', message: `claim path "${claim}" has an empty segment` });
+              }
+              if (isObject(match) && typeof match.regex === 'string' && clean([...segs, 'regex'])) {
+                const err = regexError(match.regex);
+                if (err) out.push({ segs: [...segs, 'regex'], message: err });
+              }
+            }
+          });
+        }
+        break;
+      }
+      case 'rateLimit': {
+        if (!isObject(cfg)) break;
+        if (cfg.store === 'redis' && model.redis === undefined) {
+          out.push({ segs: at('store'), message: 'store "redis" needs the top-level "redis" section (its url)' });
+        }
+        checkLimits(cfg.limits, at('limits'));
+        if (isObject(cfg.overrides)) {
+          for (const [consumer, limits] of Object.entries(cfg.overrides)) {
+            if (!clean(at('overrides', consumer))) continue;
+            if (!consumerNames.includes(consumer)) {
+              out.push({
+                segs: at('overrides', consumer),
+                kind: 'key',
+                message: `unknown consumer "${consumer}" (${listKnown(consumerNames, 'consumers')})`,
+              });
+            }
+            checkLimits(limits, at('overrides', consumer));
+          }
+        }
+        break;
+      }
+      case 'cors': {
+        if (!isObject(cfg)) break;
+        const origins = Array.isArray(cfg.origins) ? cfg.origins : [];
+        origins.forEach((origin, i) => {
+          if (typeof origin !== 'string' || !clean(at('origins', i))) return;
+          const err = originError(origin);
+          if (err) out.push({ segs: at('origins', i), message: err });
+        });
+        if (cfg.credentials === true && origins.includes('*')) {
+          out.push({
+            segs: at('credentials'),
+            message: 'credentials: true cannot be combined with origin "*" (browsers refuse it); list the allowed origins instead',
+          });
+        }
+        checkMethods(cfg.methods, at('methods'));
+        break;
+      }
+      case 'bodyLimit': {
+        if (!clean(at())) break;
+        const err = byteSizeError(cfg);
+        if (err) out.push({ segs: at(), message: err });
+        break;
+      }
+      case 'methods':
+        checkMethods(cfg, at());
+        break;
+      case 'ipFilter': {
+        if (!isObject(cfg)) break;
+        for (const list of ['allow', 'deny'] as const) {
+          const entries = cfg[list];
+          if (!Array.isArray(entries)) continue;
+          entries.forEach((entry, i) => {
+            if (typeof entry !== 'string' || !clean(at(list, i))) return;
+            const r = parseCidr(entry.trim());
+            if (!r.ok) out.push({ segs: at(list, i), message: r.message });
+          });
+        }
+        break;
+      }
+      case 'requestHeaders':
+      case 'responseHeaders': {
+        if (!isObject(cfg)) break;
+        for (const op of ['set', 'add'] as const) {
+          const headers = cfg[op];
+          if (!isObject(headers)) continue;
+          for (const [header, value] of Object.entries(headers)) {
+            if (typeof value !== 'string' || !clean(at(op, header))) continue;
+            try {
+              validateHeaderValue(header, value);
+            } catch {
+              out.push({ segs: at(op, header), message: 'has characters not allowed in a header value (line breaks or control characters)' });
+            }
+          }
+        }
+        break;
+      }
+      case 'identityToken': {
+        if (!isObject(cfg)) break;
+        checkFile(cfg.keyFile, at('keyFile'));
+        if (cfg.header === undefined) identityHeaders.push({ lower: DEFAULT_IDENTITY_TOKEN_HEADER, policy: name, kind, segs: at() });
+        else if (typeof cfg.header === 'string' && clean(at('header'))) identityHeader(cfg.header, at('header'), name, kind, false);
+        break;
+      }
+    }
+  }
+
+  // Two policies may set the same identity header only when they are of the same kind (two jwt
+  // policies for two issuers): otherwise an upstream could not tell what the header means.
+  identityHeaders.forEach((h, i) => {
+    const other = identityHeaders.slice(0, i).find((o) => o.lower === h.lower && o.kind !== h.kind);
+    if (!other) return;
+    const header = h.kindKey ? String(h.segs.at(-1)) : h.lower;
+    out.push({
+      segs: h.segs,
+      ...(h.kindKey ? { kind: 'key' as const } : {}),
+      message: `header "${header}" is also set by policy "${other.policy}" (${other.kind}, ${where(other.segs)}); policies of different kinds must not set the same identity header`,
+    });
+  });
+
+  // consumers: a key identifies one consumer. Keys are never repeated in messages.
+  const keyOwner = new Map<string, Segment[]>();
+  for (const consumer of consumerNames) {
+    const c = consumers[consumer];
+    if (!isObject(c) || !Array.isArray(c.keys)) continue;
+    c.keys.forEach((key, i) => {
+      const segs: Segment[] = ['consumers', consumer, 'keys', i];
+      if (typeof key !== 'string' || !clean(segs)) return;
+      const first = keyOwner.get(key);
+      if (!first) {
+        keyOwner.set(key, segs);
+      } else if (first[1] === consumer) {
+        out.push({ segs, message: `repeats keys[${String(first[3])}] of the same consumer` });
+      } else {
+        out.push({
+          segs,
+          message: `this key is also a key of consumer "${String(first[1])}" (${where(first)}); a key must identify one consumer`,
+        });
+      }
+    });
+  }
+
+  // redis
+  const redis = isObject(model.redis) ? model.redis : undefined;
+  if (typeof redis?.url === 'string' && clean(['redis', 'url'])) {
+    let ok = false;
+    try {
+      ok = new URL(redis.url).hostname !== '';
+    } catch {
+      // not a URL; the message must not repeat it (it may hold a password)
+    }
+    if (!ok) out.push({ segs: ['redis', 'url'], message: 'is not a valid redis:// or rediss:// URL with a host' });
+  }
+
+  // Where policies are used.
+  checkNames(model.defaultPolicies, ['defaultPolicies'], policyNames, 'policy');
+  const routes = Array.isArray(model.routes) ? model.routes : [];
+  routes.forEach((route, i) => {
+    if (isObject(route)) checkNames(route.policies, ['routes', i, 'policies'], policyNames, 'policy');
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

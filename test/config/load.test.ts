@@ -233,7 +233,9 @@ test('an empty file is an empty config; a top level that is not an object is an 
   const list = await loadConfig(path.join(dir, 'b.yaml'), {});
   t.false(list.ok);
   if (list.ok) return;
-  t.deepEqual(lines(dir, list.issues), ['b.yaml:1:1: the top level must be an object with gateway, admin, upstreams, routes']);
+  t.deepEqual(lines(dir, list.issues), [
+    'b.yaml:1:1: the top level must be an object with gateway, admin, upstreams, routes, policies, defaultPolicies, consumers, redis',
+  ]);
 });
 
 test('sections that are the wrong kind or unknown at the top level are reported where they are', (t) => {
@@ -245,9 +247,9 @@ test('sections that are the wrong kind or unknown at the top level are reported 
   if (r.ok) return;
   t.deepEqual(r.issues.map(formatIssue), [
     'a.yaml:2:3 routes: expected a list, got an object',
-    'a.yaml:3:1 upstream: unknown field "upstream" (allowed: gateway, admin, upstreams, routes)',
+    'a.yaml:3:1 upstream: unknown field "upstream" (allowed: gateway, admin, upstreams, routes, policies, defaultPolicies, consumers, redis)',
     'b.yaml:1:10 gateway: expected an object, got a list',
-    'b.yaml:2:1 upstream: unknown field "upstream" (allowed: gateway, admin, upstreams, routes)',
+    'b.yaml:2:1 upstream: unknown field "upstream" (allowed: gateway, admin, upstreams, routes, policies, defaultPolicies, consumers, redis)',
   ]);
 });
 
@@ -266,7 +268,7 @@ test('a valid full example (a directory with YAML and JSON) passes', async (t) =
   const dir = path.join(FIXTURES, 'full');
   const r = await loadConfig(dir, {});
   if (!r.ok) return t.fail(lines(dir, r.issues).join('\n'));
-  t.deepEqual(r.sources, ['10-gateway.yaml', '20-upstreams.json', '30-routes.yml'].map((f) => path.join(dir, f)));
+  t.deepEqual(r.sources, ['10-gateway.yaml', '20-upstreams.json', '30-routes.yml', '40-policies.yaml'].map((f) => path.join(dir, f)));
   const m = r.model;
   t.false('$schema' in m);
   t.deepEqual(m.gateway?.listen, { host: '0.0.0.0', port: 8443 });
@@ -277,11 +279,39 @@ test('a valid full example (a directory with YAML and JSON) passes', async (t) =
   t.deepEqual(m.routes?.map((x) => x.name), ['orders', 'user', 'assets', 'everything-else']);
   t.deepEqual(m.routes?.[0]?.requestHeaders?.set, { 'x-env': 'test' });
   t.is(m.routes?.[0]?.websocket, false);
+  t.deepEqual(m.routes?.[0]?.policies, ['users', 'admins-only', 'per-client', 'browser', 'mesh-identity']);
+  t.is(m.routes?.[2]?.useDefaultPolicies, false);
+  t.deepEqual(Object.keys(m.policies ?? {}), [
+    'users',
+    'users-offline',
+    'partner-idp',
+    'webhooks',
+    'partners',
+    'admins-only',
+    'per-client',
+    'browser',
+    'small-bodies',
+    'read-only',
+    'office',
+    'tag-request',
+    'hide-server',
+    'mesh-identity',
+  ]);
+  // Key files are resolved against the directory of the file that names them.
+  t.is(m.policies?.['users-offline']?.jwt?.jwksFile, path.join(dir, 'keys/idp-jwks.json'));
+  t.is(m.policies?.['partner-idp']?.jwt?.publicKeyFile, path.join(dir, 'keys/partner-idp.pem'));
+  t.is(m.policies?.['mesh-identity']?.identityToken?.keyFile, path.join(dir, 'keys/identity-key.pem'));
+  t.is(m.policies?.['small-bodies']?.bodyLimit, '1MiB');
+  t.deepEqual(m.defaultPolicies, ['small-bodies', 'tag-request', 'hide-server']);
+  t.deepEqual(Object.keys(m.consumers ?? {}), ['acme', 'globex']);
+  t.deepEqual(m.consumers?.acme?.keys, ['acme-test-key-0123456789']);
+  t.deepEqual(m.redis, { url: 'redis://127.0.0.1:6379/0', timeout: '150ms', keyPrefix: 'cw-test:' });
 
-  const withEnv = await loadConfig(dir, { CW_TEST_PORT: '9443', CW_TEST_ENV: 'prod' });
+  const withEnv = await loadConfig(dir, { CW_TEST_PORT: '9443', CW_TEST_ENV: 'prod', CW_TEST_ACME_KEY: 'acme-prod-key-from-env-000' });
   if (!withEnv.ok) return t.fail();
   t.is(withEnv.model.gateway?.listen?.port, 9443);
   t.deepEqual(withEnv.model.routes?.[0]?.requestHeaders?.set, { 'x-env': 'prod' });
+  t.deepEqual(withEnv.model.consumers?.acme?.keys, ['acme-prod-key-from-env-000']);
 });
 
 test('a single JSON file loads, with locations for its issues', async (t) => {
