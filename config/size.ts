@@ -14,7 +14,14 @@ const UNIT: Record<string, number> = {
   GiB: 1024 ** 3,
 };
 
-const SIZE = /^([0-9]+(?:\.[0-9]+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?$/;
+const SIZE = /^([0-9]+)(?:\.([0-9]+))?\s*(B|KB|KiB|MB|MiB|GB|GiB)?$/;
+
+/** Whole and fractional parts apart, so "4.35MB" is 4350000 and not 4349999.999…. */
+function bytesOf(m: RegExpExecArray): number {
+  const unit = UNIT[m[3] ?? '']!;
+  const frac = m[2] === undefined ? 0 : Math.floor((Number(m[2]) * unit) / 10 ** m[2].length);
+  return Number(m[1]) * unit + frac;
+}
 
 /** Why `value` is not a size, or undefined when it is one. */
 export function byteSizeError(value: unknown): string | undefined {
@@ -25,10 +32,8 @@ export function byteSizeError(value: unknown): string | undefined {
   if (typeof value !== 'string') return 'expected a size like "1MiB" or a number of bytes';
   const m = SIZE.exec(value);
   if (!m) return 'expected a size like "1MiB" or a number of bytes';
-  const unit = m[2] ?? '';
-  const n = Number(m[1]);
-  if (UNIT[unit] === 1 && !Number.isInteger(n)) return `"${value}" is not a whole number of bytes`;
-  if (!Number.isSafeInteger(Math.floor(n * UNIT[unit]!))) return `"${value}" is too large`;
+  if (UNIT[m[3] ?? ''] === 1 && m[2] !== undefined && /[1-9]/.test(m[2])) return `"${value}" is not a whole number of bytes`;
+  if (!Number.isSafeInteger(bytesOf(m))) return `"${value}" is too large`;
   return undefined;
 }
 
@@ -40,8 +45,7 @@ export function parseByteSize(value: ByteSizeValue): number {
   const err = byteSizeError(value);
   if (err) throw new Error(`not a size: ${JSON.stringify(value)}: ${err}`);
   if (typeof value === 'number') return value;
-  const m = SIZE.exec(value)!;
-  return Math.floor(Number(m[1]) * UNIT[m[2] ?? '']!);
+  return bytesOf(SIZE.exec(value)!);
 }
 
 /** Like parseByteSize, with a default for an absent value. */

@@ -15,6 +15,8 @@ test('parseByteSize: bytes, 1000-based and 1024-based units, fractions', (t) => 
   t.is(parseByteSize('1GiB'), 1_073_741_824);
   t.is(parseByteSize('1.5MiB'), 1_572_864);
   t.is(parseByteSize('1.1KiB'), 1126); // a fraction of a byte is dropped
+  t.is(parseByteSize('4.35MB'), 4_350_000); // not 4349999 (4.35 * 1e6 in floating point)
+  t.is(parseByteSize('1.0'), 1);
   t.is(byteSizeOr(undefined, 42), 42);
   t.is(byteSizeOr('1KiB', 42), 1024);
 });
