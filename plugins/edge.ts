@@ -3,7 +3,7 @@
 import { compileAddressMatcher } from '../config/cidr.ts';
 import type { ByteSizeValue, IpFilterPolicyConfig } from '../config/policy-model.ts';
 import type { CompiledPolicy, PolicyContext, PolicyDeps, PolicyResult, Verdict } from './policy.ts';
-import { parseByteSize } from './size.ts';
+import { parseByteSize } from '../config/size.ts';
 
 const DECIMAL = /^[0-9]+$/;
 

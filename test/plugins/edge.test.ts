@@ -3,7 +3,6 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { compileBodyLimit, compileIpFilter, compileMethods } from '../../plugins/edge.ts';
 import { compileRequestHeaders, compileResponseHeaders } from '../../plugins/headers.ts';
 import { newContext, SharedResources, type CompiledPolicy, type PolicyContext, type PolicyDeps, type PolicyResult } from '../../plugins/policy.ts';
-import { parseByteSize } from '../../plugins/size.ts';
 
 const deps: PolicyDeps = { consumers: new Map(), shared: new SharedResources(), log: { info() {}, warn() {}, error() {} } };
 
@@ -24,37 +23,6 @@ function run(p: CompiledPolicy, ctx: PolicyContext): PolicyResult {
   if (out instanceof Promise) throw new Error('edge policies must answer synchronously');
   return out;
 }
-
-// ---- sizes ----
-
-test('parseByteSize', (t) => {
-  const cases: Array<[string | number, number]> = [
-    [0, 0],
-    [1048576, 1048576],
-    ['512', 512],
-    ['512B', 512],
-    ['64KiB', 65536],
-    ['1MiB', 1048576],
-    ['1 MiB', 1048576],
-    ['1GiB', 1073741824],
-    ['1KB', 1000],
-    ['10MB', 10_000_000],
-    ['1GB', 1_000_000_000],
-    ['1.5KiB', 1536],
-    ['4.35MB', 4_350_000],
-    ['0.5B', 0],
-    ['1.0001KB', 1000],
-    ['1.001KB', 1001],
-    ['0.1GB', 100_000_000],
-  ];
-  for (const [v, want] of cases) t.is(parseByteSize(v), want, String(v));
-  for (const bad of ['', 'MiB', '1 mib', '1TB', '-1', '1e6', '1.', '.5KB', ' 1KB x']) {
-    t.throws(() => parseByteSize(bad), { message: /^not a size: / }, bad);
-  }
-  t.throws(() => parseByteSize(-1), { message: /^not a size in bytes/ });
-  t.throws(() => parseByteSize(1.5), { message: /^not a size in bytes/ });
-  t.throws(() => parseByteSize('99999999999GiB'), { message: /^size too large/ });
-});
 
 // ---- bodyLimit ----
 
