@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { pipeline, Transform, type TransformCallback } from 'node:stream';
+import { Transform, type TransformCallback } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Backend, CompiledRoute, HeaderOps, Snapshot } from '../config/compile.ts';
 import { normaliseHost, type RequestFacts, type RouteHit } from '../config/routes.ts';
@@ -310,20 +310,76 @@ function policyFailed(
   sendVerdict(res, req, { status: 500, code: 'CW_POLICY_ERROR', message: 'a policy failed while checking the request' }, ctx, m.requestId, rt);
 }
 
+const CLIENT_GONE = Object.assign(new Error('the client closed the connection'), { code: 'CW_CLIENT_GONE' });
+
+/**
+ * Streams one upstream exchange to the client through undici's dispatch API: no intermediate
+ * response stream, backpressure by pausing the upstream, and an abort when the client leaves.
+ */
+class ForwardHandler implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | null = null;
+  private readonly onDrain = () => this.controller?.resume();
+  private readonly onClose = () => {
+    if (!this.res.writableFinished) this.controller?.abort(CLIENT_GONE);
+  };
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly rt: Runtime,
+    private readonly route: CompiledRoute<UpstreamClient>,
+    private readonly backend: Backend<UpstreamClient>,
+    private readonly endpoint: PickedEndpoint,
+    private readonly requestId: string,
+    private readonly ctx: PolicyContext | null,
+  ) {
+    res.once('close', this.onClose);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.res.destroyed) controller.abort(CLIENT_GONE);
+  }
+
+  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200) return; // 1xx informational: node answers 100-continue itself
+    this.backend.upstream.reportSuccess(this.endpoint);
+    this.res.writeHead(statusCode, responseHeaders(headers, this.route, this.rt, this.requestId, this.ctx));
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.res.write(chunk)) {
+      controller.pause();
+      this.res.once('drain', this.onDrain);
+    }
+  }
+
+  onResponseEnd(): void {
+    this.res.end();
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    const res = this.res;
+    if (err === CLIENT_GONE || res.destroyed) return;
+    if (err instanceof BodyTooLarge || (err as { cause?: unknown }).cause instanceof BodyTooLarge) {
+      res.shouldKeepAlive = false;
+      sendError(res, 413, 'CW_BODY_TOO_LARGE', err.message, this.requestId, this.rt.requestIdHeader);
+      return;
+    }
+    const failure = classifyUpstreamError(err);
+    if (failure.connectFailure) this.backend.upstream.reportConnectFailure(this.endpoint, Date.now());
+    // After the status line went out, an error can only cut the response short.
+    sendError(res, failure.status, failure.code, failure.message, this.requestId, this.rt.requestIdHeader);
+  }
+}
+
 function forward(req: IncomingMessage, res: ServerResponse, rt: Runtime, m: Matched, ctx: PolicyContext | null): void {
   const t = target(req, rt, m, ctx, false);
   if ('status' in t) return reject(req, res, t, rt);
   const { backend, endpoint } = t;
-  const requestId = m.requestId;
-  const route = m.route;
-  const ac = new AbortController();
-  res.once('close', () => {
-    if (!res.writableFinished) ac.abort();
-  });
   const pool = endpoint.state.pool(backend.timeouts.connectMs, backend.spec.connections);
   const limit = ctx === null ? Infinity : ctx.maxBodyBytes;
   const body = !hasBody(req) ? null : limit === Infinity ? req : limitBody(req, limit);
-  pool.request(
+  pool.dispatch(
     {
       path: t.path,
       method: req.method as Dispatcher.HttpMethod,
@@ -331,29 +387,10 @@ function forward(req: IncomingMessage, res: ServerResponse, rt: Runtime, m: Matc
       body,
       headersTimeout: backend.timeouts.responseMs,
       bodyTimeout: backend.timeouts.idleMs,
-      signal: ac.signal,
       // Keep the request's own semantics: never let undici retry or reorder it.
       idempotent: false,
       blocking: false,
     },
-    (err, data) => {
-      if (err) {
-        if (ac.signal.aborted) return; // the client went away
-        if (err instanceof BodyTooLarge || (err as { cause?: unknown }).cause instanceof BodyTooLarge) {
-          res.shouldKeepAlive = false;
-          sendError(res, 413, 'CW_BODY_TOO_LARGE', (err as Error).message, requestId, rt.requestIdHeader);
-          return;
-        }
-        const failure = classifyUpstreamError(err);
-        if (failure.connectFailure) backend.upstream.reportConnectFailure(endpoint, Date.now());
-        sendError(res, failure.status, failure.code, failure.message, requestId, rt.requestIdHeader);
-        return;
-      }
-      backend.upstream.reportSuccess(endpoint);
-      res.writeHead(data.statusCode, responseHeaders(data.headers as IncomingHttpHeaders, route, rt, requestId, ctx));
-      pipeline(data.body, res, (e) => {
-        if (e && !res.destroyed) res.destroy();
-      });
-    },
+    new ForwardHandler(res, rt, m.route, backend, endpoint, m.requestId, ctx),
   );
 }
