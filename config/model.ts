@@ -1,22 +1,10 @@
 // The config model: one TypeBox schema is the source of truth for the validator,
 // the TypeScript types and the JSON Schema file editors use (config/causeway.schema.json).
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { Consumer, Policy, Redis } from './policy-model.ts';
+import { desc, Duration, HeaderName, HeaderRules } from './schema-common.ts';
 
-const desc = <T extends TSchema>(schema: T, description: string): T =>
-  ({ ...schema, description }) as T;
-
-/** "250ms", "2s", "1.5m", "1h" or a number of milliseconds. */
-export const Duration = Type.Union(
-  [
-    Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$' }),
-    Type.Integer({ minimum: 0 }),
-  ],
-  {
-    title: 'duration',
-    description: 'A duration: "250ms", "2s", "1.5m", "1h", or a whole number of milliseconds.',
-  },
-);
+export { Duration, HeaderRules };
 
 export const Listen = Type.Object(
   {
@@ -26,18 +14,122 @@ export const Listen = Type.Object(
   { additionalProperties: false },
 );
 
+const PEM_TEXT =
+  'a PEM file (relative to the config file) or the PEM text itself (a value starting with "-----BEGIN", e.g. from ${ENV})';
+
+export const TlsCertificate = Type.Object(
+  {
+    cert: desc(Type.String({ minLength: 1 }), `Certificate: ${PEM_TEXT}. It may hold the intermediates after the leaf.`),
+    key: desc(Type.String({ minLength: 1 }), `Private key: ${PEM_TEXT}.`),
+    chain: Type.Optional(desc(Type.String({ minLength: 1 }), `Intermediate certificates sent after the leaf: ${PEM_TEXT}.`)),
+    names: Type.Optional(
+      desc(
+        Type.Array(Type.String({ pattern: '^(\\*\\.)?[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$' }), { minItems: 1 }),
+        'SNI names this certificate answers ("api.example.com", "*.example.com"). Default: the DNS names in the certificate.',
+      ),
+    ),
+    default: Type.Optional(desc(Type.Boolean(), 'Serve this certificate when the client sends no SNI name or one no certificate has. Default: the first certificate.')),
+  },
+  { additionalProperties: false },
+);
+
+export const ClientAuth = Type.Object(
+  {
+    mode: desc(
+      Type.Union([Type.Literal('require'), Type.Literal('optional')]),
+      'require: the handshake fails without a valid client certificate; optional: a valid certificate becomes the identity, requests without one go on without.',
+    ),
+    ca: desc(Type.String({ minLength: 1 }), `CA bundle client certificates must chain to: ${PEM_TEXT}.`),
+  },
+  { additionalProperties: false },
+);
+
+export const TlsVersion = Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')]);
+
 export const Tls = Type.Object(
   {
-    cert: desc(Type.String({ minLength: 1 }), 'PEM certificate chain file, relative to the config file.'),
-    key: desc(Type.String({ minLength: 1 }), 'PEM private key file, relative to the config file.'),
+    cert: Type.Optional(desc(Type.String({ minLength: 1 }), `Certificate (with key): ${PEM_TEXT}. The default certificate unless another sets default: true.`)),
+    key: Type.Optional(desc(Type.String({ minLength: 1 }), `Private key of cert: ${PEM_TEXT}.`)),
+    chain: Type.Optional(desc(Type.String({ minLength: 1 }), `Intermediates of cert: ${PEM_TEXT}.`)),
+    certificates: Type.Optional(
+      desc(Type.Array(TlsCertificate, { minItems: 1 }), 'More certificates, chosen by the SNI name the client sends (exact names before wildcards).'),
+    ),
+    minVersion: Type.Optional(desc(TlsVersion, 'Lowest TLS version accepted. Default TLSv1.2.')),
+    maxVersion: Type.Optional(desc(TlsVersion, 'Highest TLS version offered. Default TLSv1.3.')),
+    ciphers: Type.Optional(
+      desc(
+        Type.String({ minLength: 1 }),
+        'OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are always on). Default: the Mozilla "intermediate" list.',
+      ),
+    ),
+    sessionTickets: Type.Optional(desc(Type.Boolean(), 'TLS session resumption by tickets. Default true.')),
+    ticketKeyRotation: Type.Optional(desc(Duration, 'How often the session ticket key is replaced by a new random one. Default 12h.')),
+    clientAuth: Type.Optional(desc(ClientAuth, 'Ask clients for a certificate; a verified one becomes the request identity (method mtls).')),
+    watch: Type.Optional(desc(Type.Boolean(), 'Watch the certificate files and swap renewed certificates in without a restart. Default true.')),
+  },
+  { additionalProperties: false },
+);
+
+export const Http2 = Type.Object(
+  {
+    enabled: Type.Optional(desc(Type.Boolean(), 'Offer h2 by ALPN on this TLS listener (http/1.1 stays available). Default true. Plain-text h2c is never offered.')),
+    maxConcurrentStreams: Type.Optional(desc(Type.Integer({ minimum: 1, maximum: 4294967295 }), 'Streams a client may have open at once on one connection; more are refused (REFUSED_STREAM). Default 100.')),
+    maxHeaderListSize: Type.Optional(desc(Type.Integer({ minimum: 1024, maximum: 16777216 }), 'Largest request header list in bytes; a larger one resets the stream (ENHANCE_YOUR_CALM). Default 65536.')),
+    maxFrameSize: Type.Optional(desc(Type.Integer({ minimum: 16384, maximum: 16777215 }), 'Largest frame payload the gateway accepts, in bytes. Default 16384.')),
+  },
+  { additionalProperties: false },
+);
+
+export const Hsts = Type.Object(
+  {
+    maxAge: Type.Optional(desc(Type.Integer({ minimum: 0 }), 'max-age in seconds. Default 31536000 (one year); 0 tells browsers to forget the rule.')),
+    includeSubDomains: Type.Optional(desc(Type.Boolean(), 'Add includeSubDomains. Default false.')),
+    preload: Type.Optional(desc(Type.Boolean(), 'Add preload (only with includeSubDomains and a max-age of a year or more). Default false.')),
+  },
+  { additionalProperties: false },
+);
+
+export const RedirectToHttps = Type.Object(
+  {
+    port: Type.Optional(desc(Type.Integer({ minimum: 1, maximum: 65535 }), 'Port of the HTTPS URL redirected to. Default 443 (left out of the URL).')),
+  },
+  { additionalProperties: false },
+);
+
+export const Listener = Type.Object(
+  {
+    name: Type.Optional(desc(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', maxLength: 100 }), 'Name in logs and the admin API. Default: host:port.')),
+    listen: desc(Listen, 'Address and port to accept connections on.'),
+    tls: Type.Optional(desc(Tls, 'Terminate TLS on this listener.')),
+    http2: Type.Optional(desc(Http2, 'HTTP/2 on a TLS listener.')),
+    hosts: Type.Optional(
+      desc(
+        Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
+        'Only requests for these hosts (exact or "*.example.com") are served here; others get 404. Default: any host.',
+      ),
+    ),
+    routes: Type.Optional(desc(Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }), 'Only these routes (by name) are served here. Default: every route.')),
+    redirectToHttps: Type.Optional(
+      desc(
+        Type.Union([Type.Boolean(), RedirectToHttps]),
+        'On a plain listener: answer every request with a 308 redirect to the same host, path and query over https (except /.well-known/acme-challenge/).',
+      ),
+    ),
+    hsts: Type.Optional(desc(Type.Union([Type.Boolean(), Hsts]), 'On a TLS listener: send Strict-Transport-Security on every response (true: max-age one year).')),
   },
   { additionalProperties: false },
 );
 
 export const Gateway = Type.Object(
   {
-    listen: Type.Optional(desc(Listen, 'Where the gateway accepts client traffic. Default 0.0.0.0:8080.')),
-    tls: Type.Optional(desc(Tls, 'Serve HTTPS with this certificate and key.')),
+    listen: Type.Optional(desc(Listen, 'Where the gateway accepts client traffic (the default listener). Default 0.0.0.0:8080.')),
+    tls: Type.Optional(desc(Tls, 'Serve HTTPS on gateway.listen (the default listener).')),
+    listeners: Type.Optional(
+      desc(
+        Type.Array(Listener, { minItems: 1 }),
+        'Several listeners (plain and TLS), instead of gateway.listen and gateway.tls. See docs/tls.md.',
+      ),
+    ),
     trustedProxies: Type.Optional(
       desc(
         Type.Array(Type.String({ minLength: 1 })),
@@ -84,6 +176,19 @@ export const Endpoint = Type.Union(
   { title: 'endpoint', description: 'An endpoint URL ("http://10.0.0.5:8080") or {url, weight}.' },
 );
 
+export const UpstreamTls = Type.Object(
+  {
+    ca: Type.Optional(desc(Type.String({ minLength: 1 }), `CA bundle the endpoints' certificates must chain to, instead of the system roots: ${PEM_TEXT}.`)),
+    servername: Type.Optional(desc(Type.String({ minLength: 1 }), "Name sent by SNI and checked against the endpoint's certificate. Default: the endpoint URL's host.")),
+    cert: Type.Optional(desc(Type.String({ minLength: 1 }), `Client certificate for mTLS to the endpoints: ${PEM_TEXT}.`)),
+    key: Type.Optional(desc(Type.String({ minLength: 1 }), `Private key of cert: ${PEM_TEXT}.`)),
+    insecureSkipVerify: Type.Optional(
+      desc(Type.Boolean(), 'Do not verify the endpoints\' certificates at all (logged as a warning at every load). Default false; for tests only.'),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const Upstream = Type.Object(
   {
     endpoints: desc(Type.Array(Endpoint, { minItems: 1 }), 'Where the upstream runs. Requests are spread round-robin.'),
@@ -97,6 +202,7 @@ export const Upstream = Type.Object(
     ejectFor: Type.Optional(
       desc(Duration, 'After a connection to an endpoint fails, skip that endpoint for this long. Default 5s; 0 disables.'),
     ),
+    tls: Type.Optional(desc(UpstreamTls, 'TLS to https:// endpoints: trust, name checks, client certificate.')),
   },
   { additionalProperties: false },
 );
@@ -120,7 +226,6 @@ export const StringMatch = Type.Union(
   },
 );
 
-const HeaderName = Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" });
 
 export const Match = Type.Object(
   {
@@ -150,15 +255,6 @@ export const Backend = Type.Object(
   {
     upstream: desc(Type.String({ minLength: 1 }), 'Name of an upstream.'),
     weight: Type.Optional(desc(Type.Integer({ minimum: 0, maximum: 10000 }), 'Relative share of the route\'s traffic. Default 1.')),
-  },
-  { additionalProperties: false },
-);
-
-export const HeaderRules = Type.Object(
-  {
-    add: Type.Optional(desc(Type.Record(HeaderName, Type.String(), { additionalProperties: false }), 'Append these headers (keeps existing values).')),
-    set: Type.Optional(desc(Type.Record(HeaderName, Type.String(), { additionalProperties: false }), 'Set these headers, replacing any value.')),
-    remove: Type.Optional(desc(Type.Array(HeaderName), 'Remove these headers.')),
   },
   { additionalProperties: false },
 );
@@ -231,6 +327,10 @@ export const ConfigFile = Type.Object(
 export type DurationValue = Static<typeof Duration>;
 export type ListenConfig = Static<typeof Listen>;
 export type GatewayConfig = Static<typeof Gateway>;
+export type TlsConfig = Static<typeof Tls>;
+export type TlsCertificateConfig = Static<typeof TlsCertificate>;
+export type ListenerConfig = Static<typeof Listener>;
+export type UpstreamTlsConfig = Static<typeof UpstreamTls>;
 export type UpstreamConfig = Static<typeof Upstream>;
 export type RouteConfig = Static<typeof Route>;
 export type MatchConfig = Static<typeof Match>;

@@ -1,14 +1,8 @@
 // The policy part of the config model: named policies (one kind each), consumers, Redis.
 // Same rules as model.ts: this TypeBox schema is the source of the validator, the types, the
 // JSON Schema and the generated reference.
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
-
-const desc = <T extends TSchema>(schema: T, description: string): T => ({ ...schema, description }) as T;
-
-const Duration = Type.Union(
-  [Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$' }), Type.Integer({ minimum: 0 })],
-  { title: 'duration', description: 'A duration: "250ms", "2s", "1.5m", "1h", or a whole number of milliseconds.' },
-);
+import { Type, type Static } from '@sinclair/typebox';
+import { desc, Duration, HeaderName, HeaderRules } from './schema-common.ts';
 
 /** "512", "64KiB", "1MiB", "1GiB" (KB/MB/GB are 1000-based). */
 export const ByteSize = Type.Union(
@@ -16,7 +10,6 @@ export const ByteSize = Type.Union(
   { title: 'size', description: 'A size in bytes: 1048576, "512KiB", "1MiB", "1GB".' },
 );
 
-const HeaderName = Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" });
 const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', maxLength: 100 });
 
 /** Where a credential is read from. */
@@ -192,15 +185,6 @@ export const IpFilterPolicy = Type.Object(
   { additionalProperties: false, minProperties: 1 },
 );
 
-export const HeaderRulesRef = Type.Object(
-  {
-    add: Type.Optional(desc(Type.Record(HeaderName, Type.String(), { additionalProperties: false }), 'Append these headers.')),
-    set: Type.Optional(desc(Type.Record(HeaderName, Type.String(), { additionalProperties: false }), 'Set these headers, replacing any value.')),
-    remove: Type.Optional(desc(Type.Array(HeaderName), 'Remove these headers.')),
-  },
-  { additionalProperties: false },
-);
-
 export const IdentityTokenPolicy = Type.Object(
   {
     keyFile: desc(Type.String({ minLength: 1 }), 'PEM private key (PKCS#8; EC P-256 or RSA) that signs the tokens, relative to the config file.'),
@@ -224,8 +208,8 @@ export const Policy = Type.Object(
     bodyLimit: Type.Optional(desc(ByteSize, 'Largest request body accepted (413 above it).')),
     methods: Type.Optional(desc(Type.Array(Type.String({ pattern: '^[A-Z]+$' }), { minItems: 1 }), 'Only these methods (405 otherwise).')),
     ipFilter: Type.Optional(desc(IpFilterPolicy, 'Allow or deny client addresses.')),
-    requestHeaders: Type.Optional(desc(HeaderRulesRef, 'Change request headers sent upstream.')),
-    responseHeaders: Type.Optional(desc(HeaderRulesRef, 'Change response headers sent to the client.')),
+    requestHeaders: Type.Optional(desc(HeaderRules, 'Change request headers sent upstream.')),
+    responseHeaders: Type.Optional(desc(HeaderRules, 'Change response headers sent to the client.')),
     identityToken: Type.Optional(desc(IdentityTokenPolicy, 'Send upstream a short-lived token, signed by the gateway, carrying the verified identity.')),
   },
   {

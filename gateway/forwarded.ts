@@ -39,6 +39,7 @@
  */
 import { isIP } from 'node:net';
 import { unmapIPv4 } from '../config/cidr.ts';
+import { isToken } from './hop.ts';
 
 export interface ForwardingInput {
   /** socket.remoteAddress (may be "::ffff:127.0.0.1") */
@@ -113,21 +114,6 @@ function walk(xff: string, peer: string, trusted: (a: string) => boolean): strin
     end = comma;
   }
   return candidate; // all trusted: the leftmost
-}
-
-const TCHAR = new Uint8Array(128);
-for (let c = 0x30; c <= 0x39; c++) TCHAR[c] = 1;
-for (let c = 0x41; c <= 0x5a; c++) TCHAR[c] = 1;
-for (let c = 0x61; c <= 0x7a; c++) TCHAR[c] = 1;
-for (const ch of "!#$%&'*+-.^_`|~") TCHAR[ch.charCodeAt(0)] = 1;
-
-function isToken(s: string): boolean {
-  if (s.length === 0) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 128 || TCHAR[c] === 0) return false;
-  }
-  return true;
 }
 
 function quoted(s: string): string {
