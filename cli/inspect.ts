@@ -44,11 +44,16 @@ export interface RouteRow {
   kind: string;
   conditions: string;
   backends: string;
+  policies: string;
 }
 
-export function routeRows<R extends { name: string; backends: Array<{ spec: UpstreamSpec; weight: number }>; config: { match?: { headers?: Record<string, unknown>; query?: Record<string, unknown> } } }>(
-  table: TableEntry<R>[],
-): RouteRow[] {
+export function routeRows<
+  R extends {
+    name: string;
+    backends: Array<{ spec: UpstreamSpec; weight: number }>;
+    config: { match?: { headers?: Record<string, unknown>; query?: Record<string, unknown> }; policies?: string[]; useDefaultPolicies?: boolean };
+  },
+>(table: TableEntry<R>[], defaultPolicies: string[] = []): RouteRow[] {
   return table.map((e, i) => {
     const m = e.route.config.match;
     const cond: string[] = [];
@@ -66,6 +71,9 @@ export function routeRows<R extends { name: string; backends: Array<{ spec: Upst
       backends: e.route.backends
         .map((b) => (e.route.backends.length === 1 ? b.spec.name : `${b.spec.name} ${Math.round((b.weight / total) * 100)}%`))
         .join(', '),
+      policies:
+        [...new Set([...(e.route.config.useDefaultPolicies === false ? [] : defaultPolicies), ...(e.route.config.policies ?? [])])].join(',') ||
+        '-',
     };
   });
 }
@@ -73,13 +81,13 @@ export function routeRows<R extends { name: string; backends: Array<{ spec: Upst
 export async function runRoutes(path: string, opts: { json?: boolean }): Promise<number> {
   const s = await load(path, opts.json);
   if (!s) return 1;
-  const rows = routeRows(s.table);
+  const rows = routeRows(s.table, s.model.defaultPolicies);
   if (opts.json) {
     console.log(JSON.stringify(rows, null, 2));
     return 0;
   }
-  const head: RouteRow = { order: 0, route: 'ROUTE', host: 'HOST', path: 'PATH', kind: 'MATCH', conditions: 'CONDITIONS', backends: 'BACKENDS' };
-  const cols: Array<keyof RouteRow> = ['route', 'host', 'path', 'kind', 'conditions', 'backends'];
+  const head: RouteRow = { order: 0, route: 'ROUTE', host: 'HOST', path: 'PATH', kind: 'MATCH', conditions: 'CONDITIONS', backends: 'BACKENDS', policies: 'POLICIES' };
+  const cols: Array<keyof RouteRow> = ['route', 'host', 'path', 'kind', 'conditions', 'backends', 'policies'];
   const all = [head, ...rows];
   const width = (c: keyof RouteRow) => Math.max(...all.map((r) => String(r[c]).length));
   const widths = cols.map(width);

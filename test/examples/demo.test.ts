@@ -4,9 +4,9 @@ import test, { type ExecutionContext } from 'ava';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Value } from '@sinclair/typebox/value';
-import { parse } from 'yaml';
-import { ConfigFile, type ConfigModel } from '../../config/model.ts';
+import { formatIssues } from '../../config/issues.ts';
+import { loadConfig } from '../../config/load.ts';
+import type { ConfigModel } from '../../config/model.ts';
 import { startMonolith } from '../../examples/demo/monolith.ts';
 import { startOrdersService } from '../../examples/demo/orders-service.ts';
 
@@ -322,51 +322,44 @@ test('orders-service: POST /orders rejects invalid orders with 400 and details',
 
 // ---------------------------------------------------------------- gateway config
 
-/** ${NAME:-default} / ${NAME} interpolation, as the config loader does it. */
-function interpolate(text: string, env: Record<string, string | undefined>): string {
-  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, fallback?: string) => env[name] ?? fallback ?? '');
+async function loadDemo(env: Record<string, string | undefined> = {}): Promise<ConfigModel> {
+  const loaded = await loadConfig(demoDir, env);
+  if (!loaded.ok) throw new Error(`the demo config is invalid:\n${formatIssues(loaded.issues)}`);
+  return loaded.model;
 }
 
-function loadDemoConfig(env: Record<string, string | undefined> = {}) {
+test('demo config: four YAML files, each with the schema comment, valid for the real loader', async (t) => {
   const files = readdirSync(demoDir).filter((f) => f.endsWith('.yaml')).sort();
-  return files.map((file) => {
-    const text = readFileSync(join(demoDir, file), 'utf8');
-    return { file, text, doc: parse(interpolate(text, env)) as ConfigModel };
-  });
-}
-
-test('demo config: three YAML files, each with the schema comment and valid against the config model', (t) => {
-  const files = loadDemoConfig();
-  t.deepEqual(
-    files.map((f) => f.file),
-    ['gateway.yaml', 'routes.yaml', 'upstreams.yaml'],
-  );
-  for (const { file, text, doc } of files) {
-    t.is(text.split('\n')[0], '# yaml-language-server: $schema=../../config/causeway.schema.json', file);
-    const errors = [...Value.Errors(ConfigFile, doc)].map((e) => `${e.path}: ${e.message}`);
-    t.deepEqual(errors, [], file);
+  t.deepEqual(files, ['gateway.yaml', 'policies.yaml', 'routes.yaml', 'upstreams.yaml']);
+  for (const file of files) {
+    t.is(readFileSync(join(demoDir, file), 'utf8').split('\n')[0], '# yaml-language-server: $schema=../../config/causeway.schema.json', file);
   }
+  const loaded = await loadConfig(demoDir, {});
+  t.true(loaded.ok, loaded.ok ? '' : formatIssues(loaded.issues));
 });
 
-test('demo config: ports and endpoints follow the environment, with the documented defaults', (t) => {
-  const merged = Object.assign({}, ...loadDemoConfig().map((f) => f.doc)) as ConfigModel;
+test('demo config: ports and endpoints follow the environment, with the documented defaults', async (t) => {
+  const merged = await loadDemo();
   t.deepEqual(merged.gateway?.listen, { host: '0.0.0.0', port: 8080 });
   t.deepEqual(merged.admin?.listen, { host: '127.0.0.1', port: 9901 });
   t.deepEqual(merged.upstreams?.monolith?.endpoints, ['http://127.0.0.1:3001']);
   t.deepEqual(merged.upstreams?.orders?.endpoints, ['http://127.0.0.1:3002']);
 
   const env = { CAUSEWAY_PORT: '18080', CAUSEWAY_ADMIN_PORT: '19901', MONOLITH_PORT: '13001', ORDERS_PORT: '13002' };
-  const custom = Object.assign({}, ...loadDemoConfig(env).map((f) => f.doc)) as ConfigModel;
+  const custom = await loadDemo(env);
   t.is(custom.gateway?.listen?.port, 18080);
   t.is(custom.admin?.listen?.port, 19901);
   t.deepEqual(custom.upstreams?.monolith?.endpoints, ['http://127.0.0.1:13001']);
   t.deepEqual(custom.upstreams?.orders?.endpoints, ['http://127.0.0.1:13002']);
 });
 
-test('demo config: the four routes show catch-all, migration, header routing and rewriting', (t) => {
-  const merged = Object.assign({}, ...loadDemoConfig().map((f) => f.doc)) as ConfigModel;
+test('demo config: the routes show catch-all, migration, header routing, rewriting and policies', async (t) => {
+  const merged = await loadDemo();
   const routes = new Map((merged.routes ?? []).map((r) => [r.name, r]));
-  t.deepEqual([...routes.keys()].sort(), ['catalog-api', 'monolith', 'orders', 'users-v2-preview']);
+  t.deepEqual([...routes.keys()].sort(), ['catalog-api', 'monolith', 'orders', 'orders-write', 'users-v2-preview']);
+  t.deepEqual(routes.get('orders-write')?.policies, ['partner-key']);
+  t.deepEqual(routes.get('catalog-api')?.policies, ['catalog-limit']);
+  t.deepEqual(merged.defaultPolicies, ['web-apps']);
   for (const route of routes.values()) t.truthy(merged.upstreams?.[route.upstream ?? ''], `${route.name} names a known upstream`);
 
   t.deepEqual(routes.get('monolith')?.match, { prefix: '/' });
