@@ -19,6 +19,9 @@
  * - Dot segments are removed as in RFC 3986 §5.2.4, after decoding (so `%2e%2e` is `..`). A `..`
  *   that would climb above the root is rejected rather than clamped.
  * - A trailing slash is kept (`/a/` → `/a/`, `/a/.` → `/a/`, `/a/b/..` → `/a/`).
+ * - A dot segment followed by path parameters (`..;x`, `.;`, also `..%3B`) is rejected: servers
+ *   that strip parameters before resolving dots (Tomcat, Jetty) would read `/public/..;/admin`
+ *   as `/admin`.
  *
  * The result is idempotent: normalising a normalised path gives it back unchanged.
  *
@@ -33,6 +36,7 @@ const SLASH = 0x2f;
 const DOT = 0x2e;
 const QMARK = 0x3f;
 const PERCENT = 0x25;
+const SEMI = 0x3b;
 
 /**
  * 1 for characters that may appear raw in a path and need no further thought:
@@ -50,6 +54,9 @@ UNRESERVED[DOT] = 1;
 for (const ch of "!$&'()*+,;=:@") PLAIN[ch.charCodeAt(0)] = 1;
 
 const HEX = '0123456789ABCDEF';
+
+/** `..;x` and `.;x`: servers that drop path parameters (Tomcat, Jetty) read them as dot segments. */
+const DOT_PARAMS = "a dot segment with parameters ('..;' or '.;') is not allowed in the path";
 
 function bad(message: string): PathError {
   return { error: 'CW_BAD_PATH', message };
@@ -73,10 +80,10 @@ function scanSimple(s: string): number {
       if (prev === SLASH) {
         // '.' or '..' segment?
         const n1 = i + 1 < len ? s.charCodeAt(i + 1) : SLASH;
-        if (n1 === SLASH || n1 === QMARK) return -1;
+        if (n1 === SLASH || n1 === QMARK || n1 === SEMI) return -1;
         if (n1 === DOT) {
           const n2 = i + 2 < len ? s.charCodeAt(i + 2) : SLASH;
-          if (n2 === SLASH || n2 === QMARK) return -1;
+          if (n2 === SLASH || n2 === QMARK || n2 === SEMI) return -1;
         }
       }
     } else if (c >= 128 || PLAIN[c] === 0) {
@@ -200,6 +207,7 @@ function slowPath(raw: string): NormalisedUrl | PathError {
       if (v === SLASH) return bad('encoded slash (%2F) is not allowed in the path');
       if (v === 0x5c) return bad('encoded backslash (%5C) is not allowed in the path');
       if (v < 0x20 || v === 0x7f) return bad(`encoded control character (%${hex2(v)}) is not allowed in the path`);
+      if (v === SEMI && onlyDots && segDots > 0 && segDots < 3) return bad(DOT_PARAMS);
       if (v < 128 && UNRESERVED[v] === 1) {
         seg += String.fromCharCode(v);
         if (v === DOT) segDots++;
@@ -216,6 +224,7 @@ function slowPath(raw: string): NormalisedUrl | PathError {
       continue;
     }
     if (c >= 128 || PLAIN[c] === 0) return bad(describeRaw(raw, i));
+    if (c === SEMI && onlyDots && segDots > 0 && segDots < 3) return bad(DOT_PARAMS);
     seg += raw[i];
     onlyDots = false;
   }
