@@ -31,8 +31,12 @@ export interface Runtime {
   strip: ReadonlySet<string>;
 }
 
-/** Headers the gateway sets itself; client-sent values never pass through as they are. */
-const GATEWAY_OWNED = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'host'];
+/**
+ * Headers the gateway sets itself; client-sent values never pass through as they are. Also
+ * `expect`: node answers `Expect: 100-continue` to the client itself, and undici refuses to
+ * send the header (every such request was a 502).
+ */
+const GATEWAY_OWNED = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'host', 'expect'];
 
 export function makeRuntime(snapshot: GatewaySnapshot, policies: PolicySet | null = null): Runtime {
   return {
