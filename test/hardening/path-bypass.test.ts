@@ -2,7 +2,7 @@
 // everything else goes to an open catch-all route on the same upstream. Each trick must either
 // hit the protected route's policy (401) or be refused (400); when it is served by the open
 // route, the upstream receives a path that no RFC 3986 server reads as /admin.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { SignJWT } from 'jose';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { rawRequest } from '../helpers/http.ts';
@@ -10,7 +10,7 @@ import { recordingUpstream, exchange, type RecordingUpstream } from './helpers/r
 
 const SECRET = 'a-hardening-secret-that-is-long-enough-0123456789';
 
-async function setup(t: Parameters<Parameters<typeof test>[1]>[0]): Promise<{ gw: TestGateway; up: RecordingUpstream }> {
+async function setup(t: ExecutionContext): Promise<{ gw: TestGateway; up: RecordingUpstream }> {
   const up = await recordingUpstream(t, 'svc');
   const gw = await startGateway(t, {
     upstreams: { svc: { endpoints: [up.url] } },
