@@ -18,6 +18,7 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
       sources: s.sources,
       reloads: gw.reloads,
       reloadFailures: gw.reloadFailures,
+      processErrors: { ...gw.processErrors },
       routes: s.table.map((e) => ({
         name: e.route.name,
         host: e.host.kind === 'any' ? '*' : e.host.kind === 'wildcard' ? `*${e.host.value}` : e.host.value,

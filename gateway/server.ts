@@ -50,6 +50,8 @@ export class Gateway extends EventEmitter {
   private watchTimer: NodeJS.Timeout | null = null;
   reloadFailures = 0;
   reloads = 0;
+  /** Unhandled rejections and uncaught exceptions in this process (set by cli/gateway.ts). */
+  processErrors = { unhandledRejections: 0, uncaughtExceptions: 0 };
 
   private constructor(options: GatewayOptions, runtime: Runtime, registry: EndpointRegistry, shared: SharedResources, logger: FastifyBaseLogger) {
     super();
