@@ -3,8 +3,8 @@
 // values and closures. Nothing on the request path looks anything up by name.
 import { createHash } from 'node:crypto';
 import { durationOr } from './duration.ts';
-import type { ConfigModel, HeaderRulesConfig, RouteConfig, TimeoutsConfig, UpstreamConfig } from './model.ts';
-import { buildRouteTable, type RequestFacts, type RouteHit, type RouteTable, type TableEntry } from './routes.ts';
+import type { ConfigModel, HeaderRulesConfig, ListenerConfig, RouteConfig, TimeoutsConfig, TlsConfig, UpstreamConfig } from './model.ts';
+import { buildRouteTable, hostSpecs, type RequestFacts, type RouteHit, type RouteTable, type TableEntry } from './routes.ts';
 
 export const DEFAULTS = {
   gatewayHost: '0.0.0.0',
@@ -18,6 +18,16 @@ export const DEFAULTS = {
   idleTimeoutMs: 60_000,
   connections: 128,
   ejectForMs: 5_000,
+  tlsMinVersion: 'TLSv1.2',
+  tlsMaxVersion: 'TLSv1.3',
+  /** Mozilla "intermediate" (TLS 1.2 part; the TLS 1.3 suites are always on). */
+  tlsCiphers:
+    'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305',
+  ticketKeyRotationMs: 12 * 3_600_000,
+  h2MaxConcurrentStreams: 100,
+  h2MaxHeaderListSize: 65_536,
+  h2MaxFrameSize: 16_384,
+  hstsMaxAge: 31_536_000,
 } as const;
 
 export interface EndpointSpec {
@@ -26,6 +36,15 @@ export interface EndpointSpec {
   /** host:port, for the Host header when passHost is false. */
   authority: string;
   weight: number;
+}
+
+/** TLS to an upstream's https:// endpoints: PEM values are file paths or PEM text. */
+export interface UpstreamTlsSpec {
+  ca: string | null;
+  servername: string | null;
+  cert: string | null;
+  key: string | null;
+  insecureSkipVerify: boolean;
 }
 
 export interface UpstreamSpec {
@@ -37,6 +56,7 @@ export interface UpstreamSpec {
   idleTimeoutMs: number;
   connections: number;
   ejectForMs: number;
+  tls: UpstreamTlsSpec | null;
 }
 
 export interface Timeouts {
@@ -74,10 +94,58 @@ export interface CompiledRoute<U> {
   config: RouteConfig;
 }
 
-export interface GatewaySettings {
+/** One certificate of a TLS listener; cert, key and chain are file paths or PEM text. */
+export interface CertificateSpec {
+  cert: string;
+  key: string;
+  chain: string | null;
+  /** SNI names from the config; null: the DNS names of the certificate. */
+  names: string[] | null;
+  /** Where it is configured ("gateway.listeners[1].tls.certificates[0]"), for messages. */
+  field: string;
+}
+
+export interface TlsSpec {
+  field: string;
+  /** The default certificate first. */
+  certificates: CertificateSpec[];
+  minVersion: 'TLSv1.2' | 'TLSv1.3';
+  maxVersion: 'TLSv1.2' | 'TLSv1.3';
+  ciphers: string;
+  sessionTickets: boolean;
+  ticketKeyRotationMs: number;
+  clientAuth: { mode: 'require' | 'optional'; ca: string } | null;
+  watch: boolean;
+}
+
+export interface Http2Spec {
+  maxConcurrentStreams: number;
+  maxHeaderListSize: number;
+  maxFrameSize: number;
+}
+
+export interface ListenerSpec {
+  index: number;
+  name: string;
+  /** "gateway.listen" for the default listener, "gateway.listeners[i]" otherwise. */
+  field: string;
   host: string;
   port: number;
-  tls: { cert: string; key: string } | null;
+  tls: TlsSpec | null;
+  /** null: HTTP/1.1 only (always so without TLS: no h2c). */
+  http2: Http2Spec | null;
+  /** Hosts served here (exact, or ".example.com" suffixes for wildcards); null: any. */
+  hosts: { exact: string[]; suffixes: string[] } | null;
+  /** Route names served here; null: every route. */
+  routes: string[] | null;
+  redirectToHttps: { port: number } | null;
+  /** Strict-Transport-Security value, or null. */
+  hsts: string | null;
+}
+
+export interface GatewaySettings {
+  /** The listeners; the first is the default one (gateway.listen / gateway.tls). */
+  listeners: ListenerSpec[];
   trustedProxies: string[];
   requestIdHeader: string;
   drainTimeoutMs: number;
@@ -96,6 +164,8 @@ export interface Snapshot<U> {
   /** Table entries (route × host) in match order, for `causeway routes`. */
   table: TableEntry<CompiledRoute<U>>[];
   match(facts: RequestFacts): RouteHit<CompiledRoute<U>> | null;
+  /** The matcher of each listener (gateway.listeners order): its hosts and routes only. */
+  listenerMatch: ReadonlyArray<(facts: RequestFacts) => RouteHit<CompiledRoute<U>> | null>;
 }
 
 /** Creates the runtime object for an upstream (the data plane passes its client factory). */
@@ -128,6 +198,15 @@ export function upstreamSpec(name: string, u: UpstreamConfig): UpstreamSpec {
     idleTimeoutMs: durationOr(u.timeouts?.idle, DEFAULTS.idleTimeoutMs),
     connections: u.connections ?? DEFAULTS.connections,
     ejectForMs: durationOr(u.ejectFor, DEFAULTS.ejectForMs),
+    tls: u.tls
+      ? {
+          ca: u.tls.ca ?? null,
+          servername: u.tls.servername ?? null,
+          cert: u.tls.cert ?? null,
+          key: u.tls.key ?? null,
+          insecureSkipVerify: u.tls.insecureSkipVerify ?? false,
+        }
+      : null,
   };
 }
 
@@ -186,12 +265,94 @@ function weightedPicker<T extends { weight: number }>(items: T[]): () => T {
   };
 }
 
+function tlsSpec(t: TlsConfig, field: string): TlsSpec {
+  const certs: CertificateSpec[] = [];
+  if (t.cert !== undefined && t.key !== undefined) {
+    certs.push({ cert: t.cert, key: t.key, chain: t.chain ?? null, names: null, field });
+  }
+  (t.certificates ?? []).forEach((c, i) => {
+    const spec: CertificateSpec = { cert: c.cert, key: c.key, chain: c.chain ?? null, names: c.names ?? null, field: `${field}.certificates[${i}]` };
+    if (c.default === true) certs.unshift(spec);
+    else certs.push(spec);
+  });
+  return {
+    field,
+    certificates: certs,
+    minVersion: t.minVersion ?? DEFAULTS.tlsMinVersion,
+    maxVersion: t.maxVersion ?? DEFAULTS.tlsMaxVersion,
+    ciphers: t.ciphers ?? DEFAULTS.tlsCiphers,
+    sessionTickets: t.sessionTickets ?? true,
+    ticketKeyRotationMs: durationOr(t.ticketKeyRotation, DEFAULTS.ticketKeyRotationMs),
+    clientAuth: t.clientAuth ? { mode: t.clientAuth.mode, ca: t.clientAuth.ca } : null,
+    watch: t.watch ?? true,
+  };
+}
+
+function hstsValue(h: ListenerConfig['hsts']): string | null {
+  if (h === undefined || h === false) return null;
+  const o = h === true ? {} : h;
+  let v = `max-age=${o.maxAge ?? DEFAULTS.hstsMaxAge}`;
+  if (o.includeSubDomains) v += '; includeSubDomains';
+  if (o.preload) v += '; preload';
+  return v;
+}
+
+function listenerSpec(l: ListenerConfig, index: number, field: string, tlsField = `${field}.tls`): ListenerSpec {
+  const tls = l.tls ? tlsSpec(l.tls, tlsField) : null;
+  const h2 = l.http2;
+  let hosts: ListenerSpec['hosts'] = null;
+  if (l.hosts) {
+    hosts = { exact: [], suffixes: [] };
+    for (const h of hostSpecs({ host: l.hosts })) {
+      if (h.kind === 'any') {
+        hosts = null;
+        break;
+      }
+      (h.kind === 'exact' ? hosts.exact : hosts.suffixes).push(h.value);
+    }
+  }
+  const redirect = l.redirectToHttps;
+  return {
+    index,
+    name: l.name ?? `${l.listen.host}:${l.listen.port}`,
+    field,
+    host: l.listen.host,
+    port: l.listen.port,
+    tls,
+    http2:
+      tls !== null && h2?.enabled !== false
+        ? {
+            maxConcurrentStreams: h2?.maxConcurrentStreams ?? DEFAULTS.h2MaxConcurrentStreams,
+            maxHeaderListSize: h2?.maxHeaderListSize ?? DEFAULTS.h2MaxHeaderListSize,
+            maxFrameSize: h2?.maxFrameSize ?? DEFAULTS.h2MaxFrameSize,
+          }
+        : null,
+    hosts,
+    routes: l.routes ?? null,
+    redirectToHttps: redirect === undefined || redirect === false ? null : { port: redirect === true ? 443 : (redirect.port ?? 443) },
+    hsts: tls !== null ? hstsValue(l.hsts) : null,
+  };
+}
+
 export function gatewaySettings(model: ConfigModel): GatewaySettings {
   const g = model.gateway ?? {};
+  const listeners =
+    g.listeners !== undefined
+      ? g.listeners.map((l, i) => listenerSpec(l, i, `gateway.listeners[${i}]`))
+      : [
+          listenerSpec(
+            {
+              name: 'default',
+              listen: { host: g.listen?.host ?? DEFAULTS.gatewayHost, port: g.listen?.port ?? DEFAULTS.gatewayPort },
+              ...(g.tls ? { tls: g.tls } : {}),
+            },
+            0,
+            'gateway.listen',
+            'gateway.tls',
+          ),
+        ];
   return {
-    host: g.listen?.host ?? DEFAULTS.gatewayHost,
-    port: g.listen?.port ?? DEFAULTS.gatewayPort,
-    tls: g.tls ? { cert: g.tls.cert, key: g.tls.key } : null,
+    listeners,
     trustedProxies: g.trustedProxies ?? [],
     requestIdHeader: (g.requestIdHeader ?? DEFAULTS.requestIdHeader).toLowerCase(),
     drainTimeoutMs: durationOr(g.drainTimeout, DEFAULTS.drainTimeoutMs),
@@ -229,12 +390,24 @@ export function compile<U>(model: ConfigModel, sources: string[], makeUpstream: 
     };
   });
   const table: RouteTable<CompiledRoute<U>> = buildRouteTable(routes, (r) => r.config.match);
+  const gateway = gatewaySettings(model);
+  const listenerMatch = gateway.listeners.map((l) => {
+    const own = l.routes === null ? table : buildRouteTable(routes.filter((r) => l.routes!.includes(r.name)), (r) => r.config.match);
+    const hosts = l.hosts;
+    if (hosts === null) return own.match;
+    const exact = new Set(hosts.exact);
+    const suffixes = hosts.suffixes;
+    return (f: RequestFacts) => {
+      if (!exact.has(f.host) && !suffixes.some((s) => f.host.length > s.length && f.host.endsWith(s))) return null;
+      return own.match(f);
+    };
+  });
   const snapshot: Snapshot<U> = {
     version: configVersion(model),
     sources,
     createdAt: new Date(),
     model,
-    gateway: gatewaySettings(model),
+    gateway,
     admin: {
       host: model.admin?.listen?.host ?? DEFAULTS.adminHost,
       port: model.admin?.listen?.port ?? DEFAULTS.adminPort,
@@ -243,6 +416,7 @@ export function compile<U>(model: ConfigModel, sources: string[], makeUpstream: 
     routes,
     table: table.entries,
     match: table.match,
+    listenerMatch,
   };
   return Object.freeze(snapshot);
 }

@@ -91,6 +91,9 @@ export async function loadConfig(target: string, env: Env = process.env): Promis
   return loadConfigText(files, env);
 }
 
+/** A TLS value that is PEM text itself rather than a file name. */
+export const isPemText = (v: string): boolean => v.trimStart().startsWith('-----BEGIN');
+
 const compareNames = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** The same as loadConfig for texts already in memory, merged in the order given. */
@@ -249,7 +252,13 @@ class Loader {
             this.map.setKey(segs, innerKeyLoc);
             const value = this.walk(inner.value as Node | null, segs, innerKeyLoc);
             setOwn(target as Record<string, unknown>, name, value);
-            if (key === 'gateway' && name === 'tls') this.resolveFiles(value, ['cert', 'key']);
+            if (key === 'gateway' && name === 'tls') this.resolveTlsFiles(value);
+            if (key === 'gateway' && name === 'listeners' && Array.isArray(value)) {
+              for (const l of value) if (l && typeof l === 'object') this.resolveTlsFiles((l as Record<string, unknown>).tls);
+            }
+            if (key === 'upstreams' && value && typeof value === 'object') {
+              this.resolveFiles((value as Record<string, unknown>).tls, ['ca', 'cert', 'key']);
+            }
             if (key === 'policies') this.resolvePolicyFiles(value);
           }
           break;
@@ -303,16 +312,25 @@ class Loader {
 
   /**
    * Relative file paths (`fields` of `obj`) become absolute, against the declaring file's
-   * directory: gateway.tls.cert and .key, a jwt policy's jwksFile and publicKeyFile, an
-   * identityToken policy's keyFile.
+   * directory: certificate, key, chain and CA files of TLS settings (not inline PEM text), a
+   * jwt policy's jwksFile and publicKeyFile, an identityToken policy's keyFile.
    */
   private resolveFiles(obj: unknown, fields: readonly string[]): void {
     if (!obj || typeof obj !== 'object' || Array.isArray(obj)) return;
     const dir = path.dirname(path.resolve(this.file));
     for (const k of fields) {
       const v = (obj as Record<string, unknown>)[k];
-      if (typeof v === 'string' && v !== '') (obj as Record<string, unknown>)[k] = path.resolve(dir, v);
+      if (typeof v === 'string' && v !== '' && !isPemText(v)) (obj as Record<string, unknown>)[k] = path.resolve(dir, v);
     }
+  }
+
+  /** A listener's tls: its certificate files, those of each of its certificates, the client CA. */
+  private resolveTlsFiles(tls: unknown): void {
+    if (!tls || typeof tls !== 'object' || Array.isArray(tls)) return;
+    const t = tls as Record<string, unknown>;
+    this.resolveFiles(t, ['cert', 'key', 'chain']);
+    if (Array.isArray(t.certificates)) for (const c of t.certificates) this.resolveFiles(c, ['cert', 'key', 'chain']);
+    this.resolveFiles(t.clientAuth, ['ca']);
   }
 
   private resolvePolicyFiles(policy: unknown): void {

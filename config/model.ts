@@ -25,10 +25,10 @@ export const TlsCertificate = Type.Object(
     names: Type.Optional(
       desc(
         Type.Array(Type.String({ pattern: '^(\\*\\.)?[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$' }), { minItems: 1 }),
-        'SNI names this certificate answers ("api.example.com", "*.example.com"). Default: the DNS names in the certificate.',
+        'SNI names this certificate answers ("api.example.com", "*.example.com"); without it, the DNS names in the certificate.',
       ),
     ),
-    default: Type.Optional(desc(Type.Boolean(), 'Serve this certificate when the client sends no SNI name or one no certificate has. Default: the first certificate.')),
+    default: Type.Optional(desc(Type.Boolean(), 'Serve this certificate when the client sends no SNI name or one no certificate has (otherwise the first certificate is).')),
   },
   { additionalProperties: false },
 );
@@ -48,7 +48,7 @@ export const TlsVersion = Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLS
 
 export const Tls = Type.Object(
   {
-    cert: Type.Optional(desc(Type.String({ minLength: 1 }), `Certificate (with key): ${PEM_TEXT}. The default certificate unless another sets default: true.`)),
+    cert: Type.Optional(desc(Type.String({ minLength: 1 }), `Certificate (with key): ${PEM_TEXT}. Served when no other certificate fits the SNI name, unless one sets default: true.`)),
     key: Type.Optional(desc(Type.String({ minLength: 1 }), `Private key of cert: ${PEM_TEXT}.`)),
     chain: Type.Optional(desc(Type.String({ minLength: 1 }), `Intermediates of cert: ${PEM_TEXT}.`)),
     certificates: Type.Optional(
@@ -122,8 +122,8 @@ export const Listener = Type.Object(
 
 export const Gateway = Type.Object(
   {
-    listen: Type.Optional(desc(Listen, 'Where the gateway accepts client traffic (the default listener). Default 0.0.0.0:8080.')),
-    tls: Type.Optional(desc(Tls, 'Serve HTTPS on gateway.listen (the default listener).')),
+    listen: Type.Optional(desc(Listen, 'Where the gateway accepts client traffic (the first and only listener when `listeners` is not used). Default 0.0.0.0:8080.')),
+    tls: Type.Optional(desc(Tls, 'Serve HTTPS on gateway.listen: the same fields as a listener\'s tls.')),
     listeners: Type.Optional(
       desc(
         Type.Array(Listener, { minItems: 1 }),

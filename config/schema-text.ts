@@ -45,6 +45,11 @@ const PATTERNS: Record<string, PatternText> = {
     short: 'ip, consumer, subject, route, claim:<name> or header:<name>',
     keyLabel: 'key',
   },
+  '^(\\*\\.)?[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$': {
+    message: 'must be a DNS name like "api.example.com", or a wildcard like "*.example.com"',
+    short: 'DNS name or *.example.com',
+    keyLabel: 'key',
+  },
   '^rediss?://': {
     message: 'must be a URL starting with "redis://" or "rediss://"',
     short: 'redis:// or rediss:// URL',

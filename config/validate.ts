@@ -3,6 +3,7 @@
 import { closeSync, openSync, statSync } from 'node:fs';
 import { METHODS, validateHeaderValue } from 'node:http';
 import { BlockList, isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { parseCidr } from './cidr.ts';
@@ -422,7 +423,8 @@ export function semanticIssues(
     });
   }
   const admin = isObject(model.admin) ? model.admin : undefined;
-  if ((gateway?.listen !== undefined || admin?.listen !== undefined) && clean(['gateway', 'listen']) && clean(['admin', 'listen'])) {
+  if (gateway) listenerIssues(model, gateway, admin, clean, where, out);
+  if ((gateway?.listen !== undefined || admin?.listen !== undefined) && gateway?.listeners === undefined && clean(['gateway', 'listen']) && clean(['admin', 'listen'])) {
     const g = (gateway?.listen as { host: string; port: number } | undefined) ?? DEFAULT_GATEWAY_LISTEN;
     const a = (admin?.listen as { host: string; port: number } | undefined) ?? DEFAULT_ADMIN_LISTEN;
     const sameHost =
@@ -468,6 +470,17 @@ export function semanticIssues(
         if (err) out.push({ segs: urlSegs, message: err });
       }
     });
+    if (isObject(up.tls) && clean(['upstreams', name, 'tls'])) {
+      const t = up.tls;
+      if ((t.cert === undefined) !== (t.key === undefined)) {
+        out.push({ segs: ['upstreams', name, 'tls'], message: 'set both cert and key (the client certificate and its private key), or neither' });
+      }
+      const https = up.endpoints.some((ep) => {
+        const url = typeof ep === 'string' ? ep : isObject(ep) ? ep.url : undefined;
+        return typeof url === 'string' && url.startsWith('https://');
+      });
+      if (!https) out.push({ segs: ['upstreams', name, 'tls'], message: 'no endpoint of this upstream uses https://, so its tls settings would never apply' });
+    }
     if (allClean && up.endpoints.length > 0 && total <= 0) {
       out.push({ segs: endpointsSegs, message: 'endpoint weights add up to 0: at least one endpoint needs a weight above 0' });
     }
@@ -596,6 +609,88 @@ export function semanticIssues(
 
   policyIssues(model, clean, where, out);
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listeners and TLS
+
+const VERSION_RANK: Record<string, number> = { 'TLSv1.2': 2, 'TLSv1.3': 3 };
+
+function tlsIssues(tls: Record<string, unknown>, segs: Segment[], clean: (segs: readonly Segment[]) => boolean, out: RawIssue[]): void {
+  if (!clean(segs)) return;
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    out.push({ segs, message: 'set both cert and key, or neither (and list certificates instead)' });
+  }
+  const certs = Array.isArray(tls.certificates) ? tls.certificates : [];
+  if (tls.cert === undefined && tls.key === undefined && certs.length === 0) {
+    out.push({ segs, message: 'needs a certificate: set cert and key, or certificates' });
+  }
+  const defaults = certs.filter((c) => isObject(c) && c.default === true).length;
+  if (defaults > 1) out.push({ segs: [...segs, 'certificates'], message: `only one certificate may be the default (found ${defaults} with default: true)` });
+  if (typeof tls.minVersion === 'string' && typeof tls.maxVersion === 'string' && VERSION_RANK[tls.minVersion]! > VERSION_RANK[tls.maxVersion]!) {
+    out.push({ segs: [...segs, 'minVersion'], message: `minVersion ${tls.minVersion} is above maxVersion ${tls.maxVersion}` });
+  }
+  if (typeof tls.ciphers === 'string') {
+    try {
+      createSecureContext({ ciphers: tls.ciphers });
+    } catch (err) {
+      out.push({ segs: [...segs, 'ciphers'], message: `OpenSSL does not accept this cipher list: ${(err as Error).message}` });
+    }
+  }
+}
+
+function listenerIssues(
+  model: Record<string, unknown>,
+  gateway: Record<string, unknown>,
+  admin: Record<string, unknown> | undefined,
+  clean: (segs: readonly Segment[]) => boolean,
+  where: (segs: Segment[]) => string,
+  out: RawIssue[],
+): void {
+  if (isObject(gateway.tls)) tlsIssues(gateway.tls, ['gateway', 'tls'], clean, out);
+  if (!Array.isArray(gateway.listeners)) return;
+  if (gateway.listen !== undefined || gateway.tls !== undefined) {
+    const both = ['listen', 'tls'].filter((k) => gateway[k] !== undefined).map((k) => `gateway.${k}`).join(' and ');
+    out.push({ segs: ['gateway', 'listeners'], kind: 'key', message: `set either listeners or ${both}, not both (listeners replace the single listener)` });
+  }
+  const routeNames = (Array.isArray(model.routes) ? model.routes : []).flatMap((r) => (isObject(r) && typeof r.name === 'string' ? [r.name] : []));
+  const seen: Array<{ host: string; port: number; segs: Segment[] }> = [];
+  const names = new Map<string, number>();
+  const adminListen = isObject(admin?.listen) ? (admin!.listen as { host: string; port: number }) : DEFAULT_ADMIN_LISTEN;
+  gateway.listeners.forEach((l, i) => {
+    const segs: Segment[] = ['gateway', 'listeners', i];
+    if (!isObject(l) || !clean(segs)) return;
+    const tls = isObject(l.tls) ? l.tls : undefined;
+    if (tls) tlsIssues(tls, [...segs, 'tls'], clean, out);
+    if (typeof l.name === 'string') {
+      const first = names.get(l.name);
+      if (first !== undefined) out.push({ segs: [...segs, 'name'], message: `listener name "${l.name}" is already used by listeners[${first}]` });
+      else names.set(l.name, i);
+    }
+    if (!tls) {
+      if (l.http2 !== undefined) out.push({ segs: [...segs, 'http2'], kind: 'key', message: 'HTTP/2 is offered on TLS listeners only (plain-text h2c is off); add tls or remove http2' });
+      if (l.hsts !== undefined && l.hsts !== false) out.push({ segs: [...segs, 'hsts'], kind: 'key', message: 'Strict-Transport-Security is only sent over TLS; set it on the TLS listener' });
+    } else if (l.redirectToHttps !== undefined && l.redirectToHttps !== false) {
+      out.push({ segs: [...segs, 'redirectToHttps'], kind: 'key', message: 'redirectToHttps belongs on a plain listener; this one already serves TLS' });
+    }
+    if (Array.isArray(l.routes)) {
+      l.routes.forEach((r, j) => {
+        if (typeof r === 'string' && !routeNames.includes(r)) {
+          out.push({ segs: [...segs, 'routes', j], message: `unknown route "${r}" (${routeNames.length > 0 ? `known: ${routeNames.join(', ')}` : 'no routes are defined'})` });
+        }
+      });
+    }
+    const listen = isObject(l.listen) ? (l.listen as { host: string; port: number }) : undefined;
+    if (!listen || typeof listen.port !== 'number' || typeof listen.host !== 'string' || listen.port === 0) return;
+    const clash = (h: string) => h.toLowerCase() === listen.host.toLowerCase() || WILDCARD_HOSTS.has(h) || WILDCARD_HOSTS.has(listen.host);
+    const other = seen.find((o) => o.port === listen.port && clash(o.host));
+    if (other) {
+      out.push({ segs: [...segs, 'listen'], message: `${listen.host}:${listen.port} clashes with listeners[${String(other.segs[2])}] (${where(other.segs)}); listeners need different addresses` });
+    } else if (adminListen.port === listen.port && clash(adminListen.host)) {
+      out.push({ segs: [...segs, 'listen'], message: `${listen.host}:${listen.port} clashes with ${admin?.listen !== undefined ? 'admin.listen' : 'the default admin.listen'} ${adminListen.host}:${adminListen.port}` });
+    }
+    seen.push({ host: listen.host, port: listen.port, segs });
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
       reloads: gw.reloads,
       reloadFailures: gw.reloadFailures,
       processErrors: { ...gw.processErrors },
+      listeners: gw.listenerInfo(),
       routes: s.table.map((e) => ({
         name: e.route.name,
         host: e.host.kind === 'any' ? '*' : e.host.kind === 'wildcard' ? `*${e.host.value}` : e.host.value,

@@ -19,6 +19,10 @@ export const GATEWAY_ERRORS = {
   CW_UPSTREAM_UNREACHABLE: { status: 502, message: 'the upstream host cannot be reached' },
   CW_UPSTREAM_BAD_RESPONSE: { status: 502, message: 'the upstream sent an invalid HTTP response' },
   CW_UPSTREAM_ERROR: { status: 502, message: 'the upstream request failed' },
+  CW_UPSTREAM_TLS_NAME: { status: 502, message: "the upstream's certificate is not valid for its name" },
+  CW_UPSTREAM_TLS_UNTRUSTED: { status: 502, message: "the upstream's certificate is not trusted" },
+  CW_UPSTREAM_TLS: { status: 502, message: 'the TLS handshake with the upstream failed' },
+  CW_BAD_HOST: { status: 400, message: 'the request has no valid host to redirect to' },
   CW_UPSTREAM_CONNECT_TIMEOUT: { status: 504, message: 'connecting to the upstream timed out' },
   CW_UPSTREAM_TIMEOUT: { status: 504, message: 'the upstream did not answer in time' },
 } as const satisfies Record<string, GatewayErrorDef>;

@@ -12,6 +12,7 @@ import { compileAddressMatcher } from '../config/cidr.ts';
 import { classifyUpstreamError, type PickedEndpoint, type UpstreamClient } from '../mesh/upstream.ts';
 import { newContext, type Chain, type PolicyContext, type PolicyResult, type Verdict } from '../plugins/policy.ts';
 import type { PolicySet } from '../plugins/registry.ts';
+import { clientIdentity } from './client-cert.ts';
 import { errorBody, GATEWAY_ERRORS, sendError } from './errors.ts';
 import { computeForwarding, type Forwarding } from './forwarded.ts';
 import { connectionTokens, HOP_BY_HOP } from './hop.ts';
@@ -80,6 +81,30 @@ function isEncrypted(req: IncomingMessage): boolean {
   return (req.socket as TLSSocket).encrypted === true;
 }
 
+/** An HTTP/2 request (node's compatibility API gives it the same shape as HTTP/1.1). */
+export const isH2 = (req: IncomingMessage): boolean => req.httpVersionMajor === 2;
+
+/** The request's authority: HTTP/2's :authority (Host when a client sends that instead). */
+export function hostHeader(req: IncomingMessage): string | undefined {
+  if (isH2(req)) {
+    const a = req.headers[':authority'];
+    if (typeof a === 'string' && a !== '') return a;
+  }
+  return req.headers.host;
+}
+
+/** Close the HTTP/1.1 connection after this response (HTTP/2 streams need nothing). */
+export function closeAfter(res: ServerResponse): void {
+  if (res.req?.httpVersionMajor !== 2) res.shouldKeepAlive = false;
+}
+
+/** The client went away (HTTP/2 responses have no `destroyed`: their stream does). */
+const gone = (res: ServerResponse): boolean =>
+  res.destroyed === true || (res as unknown as { stream?: { destroyed?: boolean } }).stream?.destroyed === true;
+
+/** Headers HTTP/2 forbids in a response (connection-specific). */
+const H2_FORBIDDEN = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'];
+
 function requestIdFor(req: IncomingMessage, rt: Runtime, peerTrusted: boolean): string {
   if (peerTrusted) {
     const v = req.headers[rt.requestIdHeader];
@@ -117,7 +142,7 @@ function copyHeaders(src: IncomingHttpHeaders, skip: ReadonlySet<string>, keepUp
     const v = src[name];
     if (v === undefined) continue;
     if (HOP_BY_HOP.has(name) && !(keepUpgrade && (name === 'upgrade' || name === 'connection'))) continue;
-    if (skip.has(name)) continue;
+    if (skip.has(name) || name.charCodeAt(0) === 58 /* ':' HTTP/2 pseudo-header */) continue;
     if (listed !== null && listed.includes(name) && !(keepUpgrade && name === 'upgrade')) continue;
     out[name] = v;
   }
@@ -125,22 +150,23 @@ function copyHeaders(src: IncomingHttpHeaders, skip: ReadonlySet<string>, keepUp
 }
 
 /** Normalise and match. Returns a rejection for a request the gateway answers itself. */
-export function matchRequest(req: IncomingMessage, rt: Runtime, upgrade: boolean): Matched | Rejection {
+export function matchRequest(req: IncomingMessage, rt: Runtime, upgrade: boolean, listener = 0): Matched | Rejection {
   const remote = req.socket.remoteAddress ?? '';
   const peerTrusted = rt.trusted(remote);
   const requestId = requestIdFor(req, rt, peerTrusted);
   const url = normaliseUrl(req.url ?? '');
   if ('error' in url) return { status: 400, code: 'CW_BAD_PATH', message: url.message, requestId };
-  const host = normaliseHost(req.headers.host);
+  const authority = hostHeader(req);
+  const host = normaliseHost(authority);
   const facts: RequestFacts = { method: req.method ?? 'GET', host, path: url.path, query: url.query, headers: req.headers };
-  const hit = rt.snapshot.match(facts);
+  const hit = (rt.snapshot.listenerMatch[listener] ?? rt.snapshot.match)(facts);
   if (hit === null || (upgrade && !hit.route.websocket)) {
     return { status: 404, code: 'CW_ROUTE_NOT_FOUND', message: GATEWAY_ERRORS.CW_ROUTE_NOT_FOUND.message, requestId };
   }
   const fwd = computeForwarding({
     remoteAddress: remote,
     encrypted: isEncrypted(req),
-    host: req.headers.host,
+    host: authority,
     headers: req.headers,
     trusted: rt.trusted,
   });
@@ -149,7 +175,7 @@ export function matchRequest(req: IncomingMessage, rt: Runtime, upgrade: boolean
 
 /** The policy context for a matched request. */
 export function policyContext(req: IncomingMessage, m: Matched): PolicyContext {
-  return newContext({
+  const ctx = newContext({
     method: req.method ?? 'GET',
     path: m.path,
     query: m.query,
@@ -158,6 +184,9 @@ export function policyContext(req: IncomingMessage, m: Matched): PolicyContext {
     clientIp: m.fwd.clientIp,
     route: m.route.name,
   });
+  // A verified client certificate is the identity policies start from (a token may replace it).
+  ctx.identity = clientIdentity(req);
+  return ctx;
 }
 
 /** Pick the backend and endpoint and build what the upstream receives. */
@@ -174,7 +203,8 @@ export function target(req: IncomingMessage, rt: Runtime, m: Matched, ctx: Polic
     };
   }
   const headers = copyHeaders(req.headers, rt.strip, upgrade);
-  headers.host = backend.spec.passHost && req.headers.host ? req.headers.host : endpoint.spec.authority;
+  const authority = hostHeader(req);
+  headers.host = backend.spec.passHost && authority ? authority : endpoint.spec.authority;
   headers['x-forwarded-for'] = m.fwd.xff;
   headers['x-forwarded-proto'] = m.fwd.proto;
   if (m.fwd.host) headers['x-forwarded-host'] = m.fwd.host;
@@ -187,6 +217,8 @@ export function target(req: IncomingMessage, rt: Runtime, m: Matched, ctx: Polic
 }
 
 function hasBody(req: IncomingMessage): boolean {
+  // HTTP/2 has no Transfer-Encoding: a body may stream without Content-Length.
+  if (isH2(req)) return (req as unknown as { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders !== true;
   const cl = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
 }
@@ -198,11 +230,13 @@ function responseHeaders(
   rt: Runtime,
   requestId: string,
   ctx: PolicyContext | null,
+  h2: boolean,
 ): Record<string, string | string[]> {
   const out = copyHeaders(upstream, EMPTY, false);
   if (ctx !== null) applyChanges(out, ctx.responseRemove, ctx.responseHeaders);
   if (route.responseHeaders !== null) applyOps(out, route.responseHeaders);
   out[rt.requestIdHeader] = requestId;
+  if (h2) for (const name of H2_FORBIDDEN) delete out[name];
   return out;
 }
 const EMPTY: ReadonlySet<string> = new Set<string>();
@@ -226,9 +260,10 @@ export function verdictResponse(
 }
 
 function sendVerdict(res: ServerResponse, req: IncomingMessage, v: Verdict, ctx: PolicyContext, requestId: string, rt: Runtime): void {
-  if (res.headersSent || res.destroyed) return;
+  if (res.headersSent || gone(res)) return;
   const r = verdictResponse(v, ctx, requestId, rt.requestIdHeader);
-  if (hasBody(req)) res.shouldKeepAlive = false;
+  if (isH2(req)) for (const name of H2_FORBIDDEN) delete r.headers[name];
+  else if (hasBody(req)) res.shouldKeepAlive = false;
   res.writeHead(r.status, r.headers);
   res.end(r.body);
 }
@@ -262,14 +297,14 @@ function limitBody(req: IncomingMessage, max: number): Transform {
 }
 
 /** Handle one client request end to end. */
-export function handleRequest(req: IncomingMessage, res: ServerResponse, rt: Runtime, hooks: ProxyHooks): void {
+export function handleRequest(req: IncomingMessage, res: ServerResponse, rt: Runtime, hooks: ProxyHooks, listener = 0): void {
   let finished = false;
   res.once('close', () => {
     if (finished) return;
     finished = true;
     hooks.done();
   });
-  const m = matchRequest(req, rt, false);
+  const m = matchRequest(req, rt, false, listener);
   if ('status' in m) return reject(req, res, m, rt);
   const chain = rt.chains[m.route.index] ?? null;
   if (chain === null) return forward(req, res, rt, m, null);
@@ -283,7 +318,7 @@ export function handleRequest(req: IncomingMessage, res: ServerResponse, rt: Run
   if (isPromise(result)) {
     result.then(
       (v) => {
-        if (res.destroyed) return; // the client went away while policies ran
+        if (gone(res)) return; // the client went away while policies ran
         if (v !== null) sendVerdict(res, req, v, ctx, m.requestId, rt);
         else forward(req, res, rt, m, ctx);
       },
@@ -297,7 +332,7 @@ export function handleRequest(req: IncomingMessage, res: ServerResponse, rt: Run
 
 function reject(req: IncomingMessage, res: ServerResponse, r: Rejection, rt: Runtime): void {
   // Do not leave an unread body on a keep-alive connection.
-  if (hasBody(req)) res.shouldKeepAlive = false;
+  if (hasBody(req)) closeAfter(res);
   sendError(res, r.status, r.code, r.message, r.requestId, rt.requestIdHeader);
 }
 
@@ -324,7 +359,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
   private readonly onDrain = () => this.controller?.resume();
   private readonly onClose = () => {
-    if (!this.res.writableFinished) this.controller?.abort(CLIENT_GONE);
+    if (!this.res.writableEnded) this.controller?.abort(CLIENT_GONE);
   };
 
   constructor(
@@ -341,13 +376,13 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.res.destroyed) controller.abort(CLIENT_GONE);
+    if (gone(this.res)) controller.abort(CLIENT_GONE);
   }
 
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     if (statusCode < 200) return; // 1xx informational: node answers 100-continue itself
     this.backend.upstream.reportSuccess(this.endpoint);
-    this.res.writeHead(statusCode, responseHeaders(headers, this.route, this.rt, this.requestId, this.ctx));
+    this.res.writeHead(statusCode, responseHeaders(headers, this.route, this.rt, this.requestId, this.ctx, this.res.req?.httpVersionMajor === 2));
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -363,9 +398,9 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
     const res = this.res;
-    if (err === CLIENT_GONE || res.destroyed) return;
+    if (err === CLIENT_GONE || gone(res)) return;
     if (err instanceof BodyTooLarge || (err as { cause?: unknown }).cause instanceof BodyTooLarge) {
-      res.shouldKeepAlive = false;
+      closeAfter(res);
       sendError(res, 413, 'CW_BODY_TOO_LARGE', err.message, this.requestId, this.rt.requestIdHeader);
       return;
     }
@@ -380,7 +415,7 @@ function forward(req: IncomingMessage, res: ServerResponse, rt: Runtime, m: Matc
   const t = target(req, rt, m, ctx, false);
   if ('status' in t) return reject(req, res, t, rt);
   const { backend, endpoint } = t;
-  const pool = endpoint.state.pool(backend.timeouts.connectMs, backend.spec.connections);
+  const pool = endpoint.state.pool(backend.timeouts.connectMs, backend.spec.connections, backend.upstream.tls);
   const limit = ctx === null ? Infinity : ctx.maxBodyBytes;
   const body = !hasBody(req) ? null : limit === Infinity ? req : limitBody(req, limit);
   pool.dispatch(

@@ -1,18 +1,23 @@
 // The gateway process: the edge listener, the admin listener, snapshot swaps and draining.
 import { EventEmitter } from 'node:events';
-import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { statSync, watch, type FSWatcher } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { createSecureServer, type Http2Session } from 'node:http2';
+import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { basename, dirname, resolve } from 'node:path';
 import { pino } from 'pino';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { compile } from '../config/compile.ts';
+import { compile, type ListenerSpec, type TlsSpec } from '../config/compile.ts';
+import { normaliseHost } from '../config/routes.ts';
 import { ConfigError, formatIssues, type ConfigIssue } from '../config/issues.ts';
 import { loadConfig } from '../config/load.ts';
-import { EndpointRegistry, UpstreamClient } from '../mesh/upstream.ts';
+import { EndpointRegistry, poolKey, UpstreamClient } from '../mesh/upstream.ts';
 import { registerAdminRoutes } from './admin.ts';
-import { handleRequest, makeRuntime, type GatewaySnapshot, type Runtime } from './proxy.ts';
+import { sendError } from './errors.ts';
+import { closeAfter, handleRequest, hostHeader, isH2, makeRuntime, type GatewaySnapshot, type Runtime } from './proxy.ts';
+import { TlsFileError, TlsListener, type CertificateInfo } from './tls.ts';
 import { SharedResources } from '../plugins/policy.ts';
 import { compilePolicySet, type PolicySet } from '../plugins/registry.ts';
 import { handleUpgrade } from './websocket.ts';
@@ -40,7 +45,7 @@ export class Gateway extends EventEmitter {
   readonly shared: SharedResources;
   readonly log: FastifyBaseLogger;
   private runtime: Runtime;
-  private readonly app: FastifyInstance;
+  private readonly edges: EdgeListener[];
   private readonly admin: FastifyInstance;
   private readonly inflight = new Set<ServerResponse>();
   private draining = false;
@@ -59,23 +64,15 @@ export class Gateway extends EventEmitter {
     this.runtime = runtime;
     this.registry = registry;
     this.shared = shared;
-    const g = runtime.snapshot.gateway;
-    const listener = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res);
-    this.app = Fastify({
-      // Fastify's own lines ("Server listening at" for every interface) are noise next to ours.
-      loggerInstance: quieter(logger, 'edge'),
-      forceCloseConnections: 'idle',
-      // Fastify owns the lifecycle (listen, close, logging); the snapshot is the router, so
-      // the server's only handler is the gateway's own.
-      serverFactory: () => {
-        const server: Server = g.tls
-          ? createHttpsServer({ cert: readTlsFile(g.tls.cert, 'gateway.tls.cert'), key: readTlsFile(g.tls.key, 'gateway.tls.key') }, listener)
-          : createHttpServer(listener);
-        server.on('upgrade', (req, socket, head) => handleUpgrade(req, socket, head, this.runtime, this.log));
-        return server;
-      },
-    });
     this.log = logger;
+    const made: EdgeListener[] = [];
+    try {
+      for (const spec of runtime.snapshot.gateway.listeners) made.push(this.makeListener(spec, logger));
+    } catch (err) {
+      for (const l of made) l.tls?.close();
+      throw err;
+    }
+    this.edges = made;
     // Admin requests (probes every few seconds) are not worth a log line each: warnings and up.
     this.admin = Fastify({ loggerInstance: quieter(logger, 'admin') });
     registerAdminRoutes(this.admin, this);
@@ -93,23 +90,38 @@ export class Gateway extends EventEmitter {
       throw new ConfigError(runtime);
     }
     const snapshot = runtime.snapshot;
-    const gw = new Gateway(options, runtime, registry, shared, logger);
-    let field = 'gateway.listen';
+    let gw: Gateway;
     try {
-      await gw.app.listen({ host: snapshot.gateway.host, port: snapshot.gateway.port });
+      gw = new Gateway(options, runtime, registry, shared, logger);
+    } catch (err) {
+      await registry.close();
+      await shared.close();
+      throw err;
+    }
+    let field = 'admin.listen';
+    let where: { host: string; port: number } = snapshot.admin;
+    try {
+      for (const l of gw.edges) {
+        field = l.spec.field;
+        where = l.spec;
+        await l.app.listen({ host: l.spec.host, port: l.spec.port });
+        l.tls?.attach(l.app.server as unknown as Parameters<TlsListener['attach']>[0]);
+      }
       field = 'admin.listen';
+      where = snapshot.admin;
       await gw.admin.listen({ host: snapshot.admin.host, port: snapshot.admin.port });
     } catch (err) {
       await gw.close();
       const e = err as NodeJS.ErrnoException;
-      const where = field === 'gateway.listen' ? snapshot.gateway : snapshot.admin;
       const why = e.code === 'EADDRINUSE' ? 'the address is already in use' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EADDRNOTAVAIL' ? 'the address is not available on this machine' : e.message;
       throw Object.assign(new Error(`cannot listen on ${where.host}:${where.port} (${field}): ${why}`), { code: 'CW_LISTEN_FAILED', cause: err });
     }
     if (options.watch !== false) gw.watchFiles();
+    gw.warnInsecure(snapshot);
+    const urls = gw.edges.map((_, i) => gw.url(i)).join(', ');
     gw.log.info(
-      { version: snapshot.version, routes: snapshot.routes.length, address: gw.address(), admin: gw.adminAddress() },
-      `causeway gateway listening on ${gw.url()} (admin ${gw.adminUrl()})`,
+      { version: snapshot.version, routes: snapshot.routes.length, address: gw.address(), admin: gw.adminAddress(), listeners: gw.edges.map((l, i) => ({ name: l.spec.name, url: gw.url(i), http2: l.spec.http2 !== null })) },
+      `causeway gateway listening on ${urls} (admin ${gw.adminUrl()})`,
     );
     return gw;
   }
@@ -122,7 +134,13 @@ export class Gateway extends EventEmitter {
   ): Promise<Runtime | ConfigIssue[]> {
     const loaded = await loadConfig(options.config, options.env);
     if (!loaded.ok) return loaded.issues;
-    const snapshot = compile(loaded.model, loaded.sources, (spec) => new UpstreamClient(spec, registry));
+    let snapshot: GatewaySnapshot;
+    try {
+      snapshot = compile(loaded.model, loaded.sources, (spec) => new UpstreamClient(spec, registry));
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'CW_TLS_FILE') throw err;
+      return [{ path: 'upstreams', message: (err as Error).message }];
+    }
     let policies: PolicySet | null = null;
     if (loaded.model.policies !== undefined && Object.keys(loaded.model.policies).length > 0) {
       try {
@@ -151,18 +169,30 @@ export class Gateway extends EventEmitter {
     return this.inflight.size;
   }
 
-  address(): AddressInfo {
-    return this.app.server.address() as AddressInfo;
+  /** The address of a listener (default: the first). */
+  address(listener = 0): AddressInfo {
+    return this.edges[listener]!.app.server.address() as AddressInfo;
+  }
+
+  /** Each listener as the admin API shows it: address, TLS, HTTP/2, certificates (with notAfter). */
+  listenerInfo(): Array<{ name: string; url: string; tls: boolean; http2: boolean; certificates: CertificateInfo[] }> {
+    return this.edges.map((l, i) => ({
+      name: l.spec.name,
+      url: this.url(i),
+      tls: l.tls !== null,
+      http2: l.spec.http2 !== null,
+      certificates: l.tls?.certificates() ?? [],
+    }));
   }
 
   adminAddress(): AddressInfo {
     return this.admin.server.address() as AddressInfo;
   }
 
-  url(): string {
-    const a = this.address();
+  url(listener = 0): string {
+    const a = this.address(listener);
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    return `${this.snapshot.gateway.tls ? 'https' : 'http'}://${host}:${a.port}`;
+    return `${this.edges[listener]!.tls ? 'https' : 'http'}://${host}:${a.port}`;
   }
 
   adminUrl(): string {
@@ -170,15 +200,84 @@ export class Gateway extends EventEmitter {
     return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
   }
 
-  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+  private makeListener(spec: ListenerSpec, logger: FastifyBaseLogger): EdgeListener {
+    const tls = spec.tls ? new TlsListener(spec.tls, logger, spec.name) : null;
+    const l: EdgeListener = { spec, index: spec.index, tls, app: null as unknown as FastifyInstance };
+    if (tls) tls.onReload = (r) => this.emit('certificates', { listener: spec.name, ok: r.ok, errors: r.errors.map((e) => e.message) });
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.onRequest(l, req, res);
+    l.app = Fastify({
+      // Fastify's own lines ("Server listening at" for every interface) are noise next to ours.
+      loggerInstance: quieter(logger, spec.name),
+      forceCloseConnections: 'idle',
+      // Fastify owns the lifecycle (listen, close, logging); the snapshot is the router, so
+      // the server's only handler is the gateway's own.
+      serverFactory: () => {
+        let server: Server;
+        if (tls && spec.http2) {
+          const h2 = createSecureServer(
+            {
+              ...tls.serverOptions(),
+              allowHTTP1: true,
+              settings: {
+                maxConcurrentStreams: spec.http2.maxConcurrentStreams,
+                maxHeaderListSize: spec.http2.maxHeaderListSize,
+                maxFrameSize: spec.http2.maxFrameSize,
+                enablePush: false,
+              },
+            },
+            handler as never,
+          );
+          trackConnections(h2);
+          server = h2 as unknown as Server;
+        } else if (tls) {
+          server = createHttpsServer(tls.serverOptions(), handler);
+        } else {
+          server = createHttpServer(handler);
+        }
+        // WebSocket upgrades are HTTP/1.1 (also on an HTTP/2 listener, over an http/1.1 connection).
+        server.on('upgrade', (req, socket, head) => handleUpgrade(req, socket, head, this.runtime, this.log, spec.index));
+        return server;
+      },
+    });
+    return l;
+  }
+
+  private onRequest(l: EdgeListener, req: IncomingMessage, res: ServerResponse): void {
     const inflight = this.inflight;
     inflight.add(res);
     // While draining, answer what is in flight and then close the connection.
-    if (this.draining) res.shouldKeepAlive = false;
-    handleRequest(req, res, this.runtime, {
-      done: () => inflight.delete(res),
-      policyError: (err, route, requestId) => this.log.error({ err, route, requestId, code: 'CW_POLICY_ERROR' }, 'a policy failed'),
-    });
+    if (this.draining) closeAfter(res);
+    const rt = this.runtime;
+    // Settings not bound to the socket follow reloads; a listener the new config lacks keeps its own.
+    const spec = rt.snapshot.gateway.listeners[l.index] ?? l.spec;
+    if (spec.redirectToHttps !== null && !req.url?.startsWith('/.well-known/acme-challenge/')) {
+      res.once('close', () => inflight.delete(res));
+      redirectToHttps(req, res, spec.redirectToHttps.port, rt.requestIdHeader);
+      return;
+    }
+    if (spec.hsts !== null && l.tls !== null) res.setHeader('strict-transport-security', spec.hsts);
+    handleRequest(
+      req,
+      res,
+      rt,
+      {
+        done: () => inflight.delete(res),
+        policyError: (err, route, requestId) => this.log.error({ err, route, requestId, code: 'CW_POLICY_ERROR' }, 'a policy failed'),
+      },
+      l.index,
+    );
+  }
+
+  /** Log every upstream that skips certificate checks, on every load. */
+  private warnInsecure(s: GatewaySnapshot): void {
+    for (const { spec } of s.upstreams.values()) {
+      if (spec.tls?.insecureSkipVerify) {
+        this.log.warn(
+          { upstream: spec.name, code: 'CW_TLS_INSECURE' },
+          `upstreams.${spec.name}.tls.insecureSkipVerify is on: the certificates of its endpoints are NOT verified; anyone on the path can read and change this traffic`,
+        );
+      }
+    }
   }
 
   /**
@@ -214,9 +313,31 @@ export class Gateway extends EventEmitter {
     const prev = this.snapshot;
     if (next.version === prev.version) {
       this.log.info({ reason, version: prev.version }, 'config unchanged');
+      // A reload (SIGHUP, POST /reload) also reads renewed certificate files.
+      for (const l of this.edges) l.tls?.reloadFromDisk();
       return { ok: true, version: prev.version, changed: false, restartNeeded: [] };
     }
     const restartNeeded = listenerChanges(prev, next);
+    // Certificates of a listener whose other TLS settings are unchanged are swapped in now:
+    // all of them load, or the reload is rejected.
+    const swaps: Array<[TlsListener, TlsSpec]> = [];
+    for (const l of this.edges) {
+      const a = prev.gateway.listeners[l.index]?.tls;
+      const b = next.gateway.listeners[l.index]?.tls;
+      if (!l.tls || !a || !b || JSON.stringify(a.certificates) === JSON.stringify(b.certificates)) continue;
+      if (restartNeeded.includes(l.spec.field) || restartNeeded.includes(b.field)) continue;
+      try {
+        TlsListener.prepare(b);
+      } catch (err) {
+        const issue: ConfigIssue = { path: err instanceof TlsFileError ? err.field : b.field, message: (err as Error).message };
+        this.reloadFailures++;
+        const message = formatIssues([issue]);
+        this.log.error({ reason, code: 'CW_CONFIG_INVALID', issues: [issue] }, `config reload rejected; still serving version ${prev.version}:\n${message}`);
+        return { ok: false, issues: [issue], message };
+      }
+      swaps.push([l.tls, b]);
+    }
+    for (const [tls, spec] of swaps) tls.replace(spec);
     this.runtime = built;
     this.reloads++;
     this.log.info(
@@ -225,6 +346,7 @@ export class Gateway extends EventEmitter {
         ? `config ${next.version} loaded; ${restartNeeded.join(', ')} changed and takes effect after a restart`
         : `config ${next.version} loaded`,
     );
+    this.warnInsecure(next);
     void this.registry.retain(poolsInUse(next));
     return { ok: true, version: next.version, changed: true, restartNeeded };
   }
@@ -274,12 +396,12 @@ export class Gateway extends EventEmitter {
     this.draining = true;
     const deadline = this.snapshot.gateway.drainTimeoutMs;
     this.log.info({ inflight: this.inflight.size, drainTimeoutMs: deadline }, 'draining');
-    for (const res of this.inflight) if (!res.headersSent) res.shouldKeepAlive = false;
+    for (const res of this.inflight) if (!res.headersSent) closeAfter(res);
     let drained = true;
     const timer = setTimeout(() => {
       drained = false;
       this.log.warn({ inflight: this.inflight.size }, 'drain deadline passed; closing remaining connections');
-      this.app.server.closeAllConnections();
+      for (const l of this.edges) l.app.server.closeAllConnections();
     }, deadline);
     timer.unref();
     await this.close();
@@ -296,7 +418,12 @@ export class Gateway extends EventEmitter {
     for (const w of this.watchers) w.close();
     this.watchers = [];
     // The admin listener stays up while the edge drains, so /readyz can say "not ready".
-    await this.app.close();
+    await Promise.all(
+      this.edges.map(async (l) => {
+        l.tls?.close();
+        await l.app.close();
+      }),
+    );
     await this.admin.close();
     await this.registry.close();
     await this.shared.close();
@@ -308,23 +435,95 @@ function quieter(log: FastifyBaseLogger, listener: string): FastifyBaseLogger {
   return log.child({ listener }, { level: log.level === 'silent' ? 'silent' : 'warn' }) as FastifyBaseLogger;
 }
 
-function readTlsFile(path: string, field: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw Object.assign(new Error(`cannot read ${field} ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`), {
-      code: 'CW_TLS_FILE',
-    });
+interface EdgeListener {
+  /** The settings the socket was opened with. */
+  spec: ListenerSpec;
+  index: number;
+  app: FastifyInstance;
+  tls: TlsListener | null;
+}
+
+/** 308 to the same host, path and query over https. */
+function redirectToHttps(req: IncomingMessage, res: ServerResponse, port: number, requestIdHeader: string): void {
+  const host = normaliseHost(hostHeader(req));
+  const url = req.url ?? '';
+  if (host === '' || !/^([a-z0-9_-]+(\.[a-z0-9_-]+)*|\[[0-9a-f:.]+\])$/.test(host) || !url.startsWith('/')) {
+    closeAfter(res);
+    sendError(res, 400, 'CW_BAD_HOST', 'the request has no valid host to redirect to', '-', requestIdHeader);
+    return;
   }
+  const location = `https://${host}${port === 443 ? '' : `:${port}`}${url}`;
+  if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) closeAfter(res);
+  res.writeHead(308, { location, 'content-length': '0', 'cache-control': 'no-store' });
+  res.end();
+}
+
+/**
+ * An HTTP/2 server (with HTTP/1.1 fallback) gets what Fastify and the drain expect of an
+ * http.Server: closeIdleConnections (GOAWAY to h2 sessions, idle HTTP/1.1 sockets closed) and
+ * closeAllConnections.
+ */
+function trackConnections(server: ReturnType<typeof createSecureServer>): void {
+  const sessions = new Set<Http2Session>();
+  const h1 = new Map<Socket, number>();
+  let closing = false;
+  server.on('session', (session: Http2Session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+    if (closing) session.close();
+  });
+  server.on('secureConnection', (socket: TLSSocket) => {
+    if (socket.alpnProtocol === 'h2') return;
+    h1.set(socket, 0);
+    socket.once('close', () => h1.delete(socket));
+  });
+  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (isH2(req)) return;
+    const socket = req.socket;
+    h1.set(socket, (h1.get(socket) ?? 0) + 1);
+    if (closing) res.shouldKeepAlive = false;
+    res.once('close', () => {
+      const n = (h1.get(socket) ?? 1) - 1;
+      if (h1.has(socket)) h1.set(socket, n);
+      if (closing && n === 0) socket.destroySoon();
+    });
+  });
+  const s = server as unknown as { closeIdleConnections(): void; closeAllConnections(): void };
+  s.closeIdleConnections = () => {
+    closing = true;
+    for (const session of sessions) session.close();
+    for (const [socket, n] of h1) if (n === 0) socket.destroy();
+  };
+  s.closeAllConnections = () => {
+    closing = true;
+    for (const session of sessions) session.destroy();
+    for (const socket of h1.keys()) socket.destroy();
+  };
 }
 
 function listenerChanges(prev: GatewaySnapshot, next: GatewaySnapshot): string[] {
   const out: string[] = [];
-  const a = prev.gateway;
-  const b = next.gateway;
-  if (a.host !== b.host || a.port !== b.port) out.push('gateway.listen');
-  if (JSON.stringify(a.tls) !== JSON.stringify(b.tls)) out.push('gateway.tls');
+  const a = prev.gateway.listeners;
+  const b = next.gateway.listeners;
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const x = a[i];
+    const y = b[i];
+    const field = (y ?? x)!.field;
+    if (!x || !y || x.host !== y.host || x.port !== y.port) {
+      out.push(field);
+      continue;
+    }
+    if (JSON.stringify(x.http2) !== JSON.stringify(y.http2) || (x.tls === null) !== (y.tls === null)) {
+      out.push(y.tls?.field ?? x.tls?.field ?? field);
+      continue;
+    }
+    if (x.tls && y.tls) {
+      // Everything but the certificates is bound to the server.
+      const { certificates: _a, ...restA } = x.tls;
+      const { certificates: _b, ...restB } = y.tls;
+      if (JSON.stringify(restA) !== JSON.stringify(restB)) out.push(y.tls.field);
+    }
+  }
   if (prev.admin.host !== next.admin.host || prev.admin.port !== next.admin.port) out.push('admin.listen');
   return out;
 }
@@ -337,7 +536,7 @@ function poolsInUse(s: GatewaySnapshot): Map<string, Set<string>> {
       for (const e of b.upstream.endpoints) {
         let keys = used.get(e.state.origin);
         if (!keys) used.set(e.state.origin, (keys = new Set()));
-        keys.add(`${b.timeouts.connectMs}/${b.spec.connections}`);
+        keys.add(poolKey(b.timeouts.connectMs, b.spec.connections, b.upstream.tls));
       }
     }
   }

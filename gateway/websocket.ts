@@ -1,11 +1,11 @@
 // WebSocket pass-through: the upgrade request goes to the route's endpoint as it came (with
 // the gateway's forwarding headers), then bytes flow both ways untouched.
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
-import { classifyUpstreamError } from '../mesh/upstream.ts';
+import { classifyUpstreamError, type UpstreamTlsOptions } from '../mesh/upstream.ts';
 import { rawErrorResponse } from './errors.ts';
 import { matchRequest, policyContext, target, verdictResponse, type Matched, type Runtime } from './proxy.ts';
 import type { PolicyContext, PolicyResult } from '../plugins/policy.ts';
@@ -20,9 +20,21 @@ function headerBlock(headers: Record<string, string | string[]>): string {
   return out;
 }
 
-export function handleUpgrade(req: IncomingMessage, client: Duplex, head: Buffer, rt: Runtime, log: FastifyBaseLogger): void {
+/** The upstream's TLS settings as tls.connect options (SNI only for names, not addresses). */
+function upstreamTlsConnect(host: string, t: UpstreamTlsOptions | null) {
+  const servername = t?.servername ?? (isIP(host) === 0 ? host : undefined);
+  return {
+    ...(servername !== undefined ? { servername } : {}),
+    ...(t?.ca ? { ca: t.ca } : {}),
+    ...(t?.cert ? { cert: t.cert } : {}),
+    ...(t?.key ? { key: t.key } : {}),
+    rejectUnauthorized: t?.rejectUnauthorized ?? true,
+  };
+}
+
+export function handleUpgrade(req: IncomingMessage, client: Duplex, head: Buffer, rt: Runtime, log: FastifyBaseLogger, listener = 0): void {
   client.on('error', () => client.destroy());
-  const m = matchRequest(req, rt, true);
+  const m = matchRequest(req, rt, true, listener);
   if ('status' in m) {
     client.end(rawErrorResponse(m.status, m.code, m.message, m.requestId, rt.requestIdHeader));
     return;
@@ -75,7 +87,7 @@ function connectUpstream(
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const upstream: Socket =
     url.protocol === 'https:'
-      ? tlsConnect({ host, port, servername: host, ALPNProtocols: ['http/1.1'] })
+      ? tlsConnect({ host, port, ...upstreamTlsConnect(host, backend.upstream.tls), ALPNProtocols: ['http/1.1'] })
       : netConnect({ host, port });
   upstream.setTimeout(backend.timeouts.connectMs);
   let connected = false;

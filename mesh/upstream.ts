@@ -1,8 +1,56 @@
 // The upstream client: endpoints → picker → one undici keep-alive pool per endpoint.
 // The gateway calls it today; the mesh adds discovery, smarter balancing, health checks,
 // retries and circuit breaking behind the same interface.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
-import type { EndpointSpec, UpstreamSpec } from '../config/compile.ts';
+import type { EndpointSpec, UpstreamSpec, UpstreamTlsSpec } from '../config/compile.ts';
+import { isPemText } from '../config/load.ts';
+
+/** TLS options for connections to an upstream's https:// endpoints, with a key for pool sharing. */
+export interface UpstreamTlsOptions {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  servername?: string;
+  rejectUnauthorized: boolean;
+  /** Equal options, equal id: endpoints share a pool only with the same TLS settings. */
+  id: string;
+}
+
+/** Read the PEM files of an upstream's tls settings (throws with the field and file). */
+export function upstreamTlsOptions(name: string, t: UpstreamTlsSpec | null): UpstreamTlsOptions | null {
+  if (t === null) return null;
+  const read = (value: string | null, field: string): Buffer | undefined => {
+    if (value === null) return undefined;
+    if (isPemText(value)) return Buffer.from(value);
+    try {
+      return readFileSync(value);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw Object.assign(new Error(`cannot read upstreams.${name}.tls.${field} ${value}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`), { code: 'CW_TLS_FILE' });
+    }
+  };
+  const ca = read(t.ca, 'ca');
+  const cert = read(t.cert, 'cert');
+  const key = read(t.key, 'key');
+  const h = createHash('sha256');
+  for (const part of [ca, cert, key]) h.update(part ?? '-').update('\0');
+  h.update(t.servername ?? '').update(t.insecureSkipVerify ? 'insecure' : 'verify');
+  return {
+    ...(ca ? { ca } : {}),
+    ...(cert ? { cert } : {}),
+    ...(key ? { key } : {}),
+    ...(t.servername !== null ? { servername: t.servername } : {}),
+    rejectUnauthorized: !t.insecureSkipVerify,
+    id: h.digest('hex').slice(0, 16),
+  };
+}
+
+/** The key of a pool: connect timeout, size and TLS settings. */
+export function poolKey(connectMs: number, connections: number, tls: UpstreamTlsOptions | null): string {
+  return tls === null ? `${connectMs}/${connections}` : `${connectMs}/${connections}/${tls.id}`;
+}
 
 /** One endpoint's shared state: pools by connect timeout, passive health. Survives reloads. */
 export class EndpointState {
@@ -14,13 +62,14 @@ export class EndpointState {
     this.origin = origin;
   }
 
-  pool(connectMs: number, connections: number): Pool {
-    const key = `${connectMs}/${connections}`;
+  pool(connectMs: number, connections: number, tls: UpstreamTlsOptions | null = null): Pool {
+    const key = poolKey(connectMs, connections, tls);
     let p = this.pools.get(key);
     if (p === undefined || p.closed || p.destroyed) {
+      const { id: _id, ...tlsConnect } = tls ?? { id: '' };
       p = new Pool(this.origin, {
         connections,
-        connect: { timeout: connectMs },
+        connect: { timeout: connectMs, ...tlsConnect },
         keepAliveTimeout: 30_000,
         keepAliveMaxTimeout: 600_000,
         // Pipelining 1: a slow response never holds up another request.
@@ -85,12 +134,15 @@ export interface PickedEndpoint {
 export class UpstreamClient {
   readonly spec: UpstreamSpec;
   readonly endpoints: PickedEndpoint[];
+  /** TLS options for https:// endpoints (null: system roots, name checked, no client cert). */
+  readonly tls: UpstreamTlsOptions | null;
   private readonly weighted: boolean;
   private readonly current: number[];
   private next = 0;
 
   constructor(spec: UpstreamSpec, registry: EndpointRegistry) {
     this.spec = spec;
+    this.tls = upstreamTlsOptions(spec.name, spec.tls);
     this.endpoints = spec.endpoints.filter((e) => e.weight > 0).map((e) => ({ spec: e, state: registry.get(e.origin) }));
     this.weighted = new Set(this.endpoints.map((e) => e.spec.weight)).size > 1;
     this.current = this.endpoints.map(() => 0);
@@ -167,10 +219,27 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
     case 'UND_ERR_SOCKET':
     case 'UND_ERR_CLOSED':
       return { status: 502, code: 'CW_UPSTREAM_RESET', message: 'the upstream closed the connection before answering', connectFailure: false };
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+      return { status: 502, code: 'CW_UPSTREAM_TLS_NAME', message: "the upstream's certificate is not valid for its name", connectFailure: false };
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'CERT_HAS_EXPIRED':
+    case 'CERT_NOT_YET_VALID':
+    case 'CERT_UNTRUSTED':
+    case 'CERT_REVOKED':
+    case 'CERT_SIGNATURE_FAILURE':
+    case 'INVALID_CA':
+      return { status: 502, code: 'CW_UPSTREAM_TLS_UNTRUSTED', message: `the upstream's certificate is not trusted (${code})`, connectFailure: false };
     case 'UND_ERR_INFO':
     case 'HPE_INVALID_CONSTANT':
     case 'HPE_INVALID_HEADER_TOKEN':
     default:
+      if (typeof code === 'string' && (code.startsWith('ERR_SSL_') || code === 'EPROTO')) {
+        return { status: 502, code: 'CW_UPSTREAM_TLS', message: 'the TLS handshake with the upstream failed', connectFailure: false };
+      }
       if (typeof code === 'string' && code.startsWith('HPE_')) {
         return { status: 502, code: 'CW_UPSTREAM_BAD_RESPONSE', message: 'the upstream sent an invalid HTTP response', connectFailure: false };
       }

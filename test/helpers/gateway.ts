@@ -21,7 +21,7 @@ export interface TestGateway {
 export function withTestListeners(config: Record<string, any>): Record<string, any> {
   return {
     ...config,
-    gateway: { listen: { host: '127.0.0.1', port: 0 }, ...(config.gateway ?? {}) },
+    gateway: config.gateway?.listeners ? config.gateway : { listen: { host: '127.0.0.1', port: 0 }, ...(config.gateway ?? {}) },
     admin: { listen: { host: '127.0.0.1', port: 0 }, ...(config.admin ?? {}) },
   };
 }
@@ -55,7 +55,7 @@ export async function startGateway(
     async rewrite(next) {
       const full = withTestListeners(next);
       // keep the ports the gateway already listens on
-      full.gateway.listen = { host: '127.0.0.1', port: 0 };
+      if (!full.gateway.listeners) full.gateway.listen = { host: '127.0.0.1', port: 0 };
       await writeFile(file, JSON.stringify(full, null, 2));
     },
   };
