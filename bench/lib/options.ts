@@ -25,11 +25,11 @@ export interface Options {
 export const HELP = `npm run bench -- [options]
 
   --quick                 smoke run: 1 round, 1 s per measurement (results go to a temp dir)
-  --rounds N              interleaved rounds (default 3)
-  --duration S            wrk seconds per target per round (default 3)
+  --rounds N              interleaved rounds (default 5)
+  --duration S            wrk seconds per target per round (default 2)
   --warmup S              wrk warm-up seconds per target before round 1 (default 2)
-  --latency-duration S    open-loop seconds per target, rate and round (default 3)
-  --latency-warmup S      open-loop warm-up inside each latency run, not recorded (default 1)
+  --latency-duration S    open-loop seconds per target, rate and round (default 2)
+  --latency-warmup S      open-loop warm-up inside each latency run, not recorded (default 0.5)
   --rates A,B             fixed rates in req/s (default 2000,1000)
   --connections N         wrk connections (default 50; one wrk thread)
   --latency-connections N keep-alive connections of the open-loop generator (default 16)
@@ -53,11 +53,11 @@ export function parseOptions(argv: string[]): Options | 'help' {
   const quick = argv.includes('--quick');
   const o: Options = {
     quick,
-    rounds: quick ? 1 : 3,
-    throughputSeconds: quick ? 1 : 3,
+    rounds: quick ? 1 : 5,
+    throughputSeconds: quick ? 1 : 2,
     warmupSeconds: quick ? 0.5 : 2,
-    latencySeconds: quick ? 1 : 3,
-    latencyWarmup: quick ? 0.3 : 1,
+    latencySeconds: quick ? 1 : 2,
+    latencyWarmup: quick ? 0.3 : 0.5,
     rates: [2000, 1000],
     wrkConnections: 50,
     latencyConnections: 16,
