@@ -182,9 +182,12 @@ with "." are skipped) is read in name order and merged:
 - \`routes\` lists are joined in file order (then matched most specific first).
 - \`$schema\` is ignored.
 
-Relative file paths are relative to the file that sets them: \`gateway.tls.cert\` and
-\`gateway.tls.key\`, a \`jwt\` policy's \`jwksFile\` and \`publicKeyFile\`, an \`identityToken\`
-policy's \`keyFile\`.
+Relative file paths are relative to the file that sets them: the \`cert\`, \`key\`, \`chain\` and
+\`clientAuth.ca\` of a listener's \`tls\` (and of each of its \`certificates\`), an upstream's
+\`tls.ca\`, \`tls.cert\` and \`tls.key\`, a \`jwt\` policy's \`jwksFile\` and \`publicKeyFile\`, an
+\`identityToken\` policy's \`keyFile\`. A TLS value that starts with \`-----BEGIN\` is PEM text, not
+a file name (for PEM from \`\${ENV}\`). See [tls.md](tls.md) for listeners, certificates, HTTP/2 and
+upstream TLS.
 
 Every problem is reported, not only the first, as \`file:line:column path: message\`, for example:
 
