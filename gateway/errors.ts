@@ -22,7 +22,7 @@ export const GATEWAY_ERRORS = {
   CW_UPSTREAM_TLS_NAME: { status: 502, message: "the upstream's certificate is not valid for its name" },
   CW_UPSTREAM_TLS_UNTRUSTED: { status: 502, message: "the upstream's certificate is not trusted" },
   CW_UPSTREAM_TLS: { status: 502, message: 'the TLS handshake with the upstream failed' },
-  CW_BAD_HOST: { status: 400, message: 'the request has no valid host to redirect to' },
+  CW_BAD_HOST: { status: 400, message: 'the request has no usable host' },
   CW_UPSTREAM_CONNECT_TIMEOUT: { status: 504, message: 'connecting to the upstream timed out' },
   CW_UPSTREAM_TIMEOUT: { status: 504, message: 'the upstream did not answer in time' },
 } as const satisfies Record<string, GatewayErrorDef>;

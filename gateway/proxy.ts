@@ -157,6 +157,10 @@ export function matchRequest(req: IncomingMessage, rt: Runtime, upgrade: boolean
   const url = normaliseUrl(req.url ?? '');
   if ('error' in url) return { status: 400, code: 'CW_BAD_PATH', message: url.message, requestId };
   const authority = hostHeader(req);
+  if (isH2(req) && req.headers.host !== undefined && authority !== req.headers.host && normaliseHost(req.headers.host) !== normaliseHost(authority)) {
+    // RFC 9113 §8.3.1: a Host naming another entity than :authority is a malformed request.
+    return { status: 400, code: 'CW_BAD_HOST', message: 'the Host header and :authority name different hosts', requestId };
+  }
   const host = normaliseHost(authority);
   const facts: RequestFacts = { method: req.method ?? 'GET', host, path: url.path, query: url.query, headers: req.headers };
   const hit = (rt.snapshot.listenerMatch[listener] ?? rt.snapshot.match)(facts);
@@ -218,7 +222,10 @@ export function target(req: IncomingMessage, rt: Runtime, m: Matched, ctx: Polic
 
 function hasBody(req: IncomingMessage): boolean {
   // HTTP/2 has no Transfer-Encoding: a body may stream without Content-Length.
-  if (isH2(req)) return (req as unknown as { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders !== true;
+  if (isH2(req)) {
+    if (req.headers['content-length'] === '0') return false;
+    return (req as unknown as { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders !== true;
+  }
   const cl = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
 }

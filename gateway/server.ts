@@ -1,4 +1,5 @@
 // The gateway process: the edge listener, the admin listener, snapshot swaps and draining.
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { statSync, watch, type FSWatcher } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -449,7 +450,7 @@ function redirectToHttps(req: IncomingMessage, res: ServerResponse, port: number
   const url = req.url ?? '';
   if (host === '' || !/^([a-z0-9_-]+(\.[a-z0-9_-]+)*|\[[0-9a-f:.]+\])$/.test(host) || !url.startsWith('/')) {
     closeAfter(res);
-    sendError(res, 400, 'CW_BAD_HOST', 'the request has no valid host to redirect to', '-', requestIdHeader);
+    sendError(res, 400, 'CW_BAD_HOST', 'the request has no valid host to redirect to', randomUUID(), requestIdHeader);
     return;
   }
   const location = `https://${host}${port === 443 ? '' : `:${port}`}${url}`;

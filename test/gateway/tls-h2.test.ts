@@ -41,10 +41,10 @@ function h2request(
   s: ClientHttp2Session,
   headers: Record<string, string>,
   body?: Buffer | ((write: (b: Buffer) => boolean, end: () => void) => void),
-): Promise<{ headers: IncomingHttpHeaders; body: Buffer; alpn?: string }> {
+): Promise<{ headers: Record<string, any>; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const st = s.request(headers, { endStream: body === undefined });
-    let resHeaders: IncomingHttpHeaders = {};
+    let resHeaders: IncomingHttpHeaders & Record<string, any> = {};
     const chunks: Buffer[] = [];
     st.on('response', (h) => (resHeaders = h));
     st.on('data', (c: Buffer) => chunks.push(c));
@@ -142,7 +142,8 @@ test('HTTP/1.1 clients still work on the h2 listener, and WebSocket upgrades sta
   const wss = new WebSocketServer({ server: up.server });
   wss.on('connection', (ws) => ws.on('message', (m) => ws.send(`echo ${String(m)}`)));
   const { port, ca } = await h2Gateway(t, up.url);
-  const ws = new WebSocket(`wss://127.0.0.1:${port}/ws`, { ca: ca.cert, servername: 'gw.test' });
+  const options = { ca: ca.cert, servername: 'gw.test' };
+  const ws = new WebSocket(`wss://127.0.0.1:${port}/ws`, options);
   t.teardown(() => ws.terminate());
   await new Promise((resolve, reject) => {
     ws.once('open', resolve);
@@ -209,4 +210,36 @@ test('http2.enabled false: ALPN offers http/1.1 only', async (t) => {
     so.on('error', reject);
   });
   t.not(alpn, 'h2');
+});
+
+test('an HTTP/2 Host header that names another host than :authority is refused', async (t) => {
+  const up = await startUpstream(t, 'svc');
+  const { port, ca } = await h2Gateway(t, up.url);
+  const s = session(t, port, ca);
+  const r = await h2request(s, { ':method': 'GET', ':path': '/', ':authority': 'gw.test', host: 'evil.test' });
+  t.is(r.headers[':status'], 400);
+  t.is(JSON.parse(r.body.toString()).error.code, 'CW_BAD_HOST');
+  t.is(up.seen.length, 0);
+  const same = await h2request(s, { ':method': 'GET', ':path': '/', ':authority': 'gw.test', host: 'GW.test' });
+  t.is(same.headers[':status'], 200);
+});
+
+test('graceful shutdown: an HTTP/2 stream in flight finishes, the session gets a GOAWAY', async (t) => {
+  const hold: { release?: () => void } = {};
+  const up = await startRawUpstream(t, (req, res) => {
+    req.resume();
+    hold.release = () => res.end('finished');
+  });
+  const { port, ca, gw } = await h2Gateway(t, up.url);
+  const s = session(t, port, ca);
+  const goaway = new Promise((resolve) => s.once('goaway', resolve));
+  const inflight = h2request(s, { ':method': 'GET', ':path': '/slow', ':authority': 'gw.test' });
+  while (hold.release === undefined) await new Promise((r) => setTimeout(r, 20));
+  const stopping = gw.shutdown();
+  await goaway;
+  hold.release();
+  const r = await inflight;
+  t.is(r.headers[':status'], 200);
+  t.is(r.body.toString(), 'finished');
+  t.deepEqual(await stopping, { drained: true });
 });

@@ -325,3 +325,48 @@ test('clientAuth optional: without a certificate authz answers 401; a user certi
   const orders = await clients.issue({ uris: ['spiffe://example.test/ns/shop/sa/orders'], client: true });
   t.is((await get(port, '/orders/1', { servername: 'gw.test', ca: ca.cert, cert: orders.cert, key: orders.key })).status, 200);
 });
+
+test('PEM from ${ENV}; a reload naming other certificates swaps them in, one that cannot load rejects the reload', async (t) => {
+  const ca = await makeCa();
+  const up = await startUpstream(t, 'svc');
+  const dir = await tempDir(t);
+  const first = await ca.issue({ names: ['env.test'] });
+  const second = await ca.issue({ names: ['env.test'] });
+  const file = join(dir, 'gateway.yaml');
+  const yaml = (cert: string, key: string, extra = '') =>
+    [
+      'gateway:',
+      '  listeners:',
+      '    - listen: { host: 127.0.0.1, port: 0 }',
+      `      tls: { cert: "${cert}", key: "${key}"${extra} }`,
+      'admin:',
+      '  listen: { host: 127.0.0.1, port: 0 }',
+      'upstreams:',
+      `  svc: { endpoints: ["${up.url}"] }`,
+      'routes:',
+      '  - { name: r, upstream: svc }',
+      '',
+    ].join('\n');
+  await writeFile(file, yaml('${GW_CERT}', '${GW_KEY}'));
+  const gw = await Gateway.start({ config: file, logger: 'silent', watch: false, env: { GW_CERT: first.cert, GW_KEY: first.key } });
+  t.teardown(() => gw.close());
+  const port = gw.address().port;
+  const before = await peerCert(port, ca.cert, 'env.test');
+
+  await writeCert(dir, 'second', second);
+  await writeFile(file, yaml('second.crt', 'second.key'));
+  const ok = await gw.reload('test');
+  t.true(ok.ok);
+  t.deepEqual(ok.ok && ok.restartNeeded, []);
+  t.not((await peerCert(port, ca.cert, 'env.test')).fingerprint, before.fingerprint);
+
+  await writeFile(file, yaml('missing.crt', 'second.key'));
+  const bad = await gw.reload('test');
+  t.false(bad.ok);
+  t.regex(bad.ok ? '' : bad.message, /gateway\.listeners\[0\]\.tls\.cert .*missing\.crt: no such file/);
+
+  // TLS protocol settings are bound to the server: applied after a restart.
+  await writeFile(file, yaml('second.crt', 'second.key', ', minVersion: TLSv1.3'));
+  const later = await gw.reload('test');
+  t.deepEqual(later.ok && later.restartNeeded, ['gateway.listeners[0].tls']);
+});
