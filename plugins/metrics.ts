@@ -1,0 +1,167 @@
+// Golden metrics with prom-client, under names shared by the gateway and (later) the sidecars.
+// Labels are bounded: route and upstream names from the config, never raw paths.
+// docs/metrics.md lists every metric; test/plugins/metrics.test.ts keeps the two in step.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type Reporter = 'gateway' | 'sidecar-inbound' | 'sidecar-outbound';
+
+/** What the data plane reports about one finished request. */
+export interface RequestRecord {
+  /** Matched route name, or "" when none matched. */
+  route: string;
+  /** Upstream the request went to, or "" when the gateway answered itself. */
+  backend: string;
+  method: string;
+  status: number;
+  /** Seconds from the request's arrival to the end of the response. */
+  seconds: number;
+  requestBytes: number;
+  responseBytes: number;
+}
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+const STATUS_CLASS = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx'];
+
+/** Latency buckets in seconds: sub-millisecond resolution at the low end for a proxy. */
+export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+type Labels = 'route' | 'backend' | 'method' | 'status_class' | 'reporter';
+
+interface Children {
+  requests: ReturnType<Counter<Labels>['labels']>;
+  duration: ReturnType<Histogram<Labels>['labels']>;
+  requestBytes: ReturnType<Counter<Labels>['labels']>;
+  responseBytes: ReturnType<Counter<Labels>['labels']>;
+}
+
+/** Callbacks that read state owned elsewhere (policies, upstream client) at scrape time. */
+export interface MetricSources {
+  configVersion(): string;
+  reloads(): { ok: number; failed: number };
+  rateLimit(): Array<{ policy: string; allowed: number; limited: number; storeFailures: number }>;
+  endpoints(): Array<{ upstream: string; endpoint: string; ejected: boolean; connectFailures: number }>;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly reporter: Reporter;
+  private readonly requests: Counter<Labels>;
+  private readonly duration: Histogram<Labels>;
+  private readonly requestBytes: Counter<Labels>;
+  private readonly responseBytes: Counter<Labels>;
+  private readonly policyDenials: Counter<'route' | 'code' | 'reporter'>;
+  /** Label children by "route\0backend\0method\0class": prom-client's label lookup is the costly part. */
+  private readonly children = new Map<string, Children>();
+
+  constructor(reporter: Reporter, sources: MetricSources) {
+    this.reporter = reporter;
+    const registers = [this.registry];
+    const labelNames: Labels[] = ['route', 'backend', 'method', 'status_class', 'reporter'];
+    this.requests = new Counter({ name: 'causeway_requests_total', help: 'Requests handled, by route, backend, method and status class.', labelNames, registers });
+    this.duration = new Histogram({
+      name: 'causeway_request_duration_seconds',
+      help: 'Time from a request\'s arrival to the end of its response.',
+      labelNames,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.requestBytes = new Counter({ name: 'causeway_request_bytes_total', help: 'Request body bytes received from clients (declared Content-Length).', labelNames, registers });
+    this.responseBytes = new Counter({ name: 'causeway_response_bytes_total', help: 'Response body bytes sent to clients from upstreams.', labelNames, registers });
+    this.policyDenials = new Counter({
+      name: 'causeway_policy_denials_total',
+      help: 'Requests a policy answered itself (401, 403, 429, …), by route and error code.',
+      labelNames: ['route', 'code', 'reporter'],
+      registers,
+    });
+    new Gauge({
+      name: 'causeway_config_info',
+      help: 'The running config version (always 1; the version is a label).',
+      labelNames: ['version'],
+      registers,
+      collect() {
+        this.reset();
+        this.set({ version: sources.configVersion() }, 1);
+      },
+    });
+    new Gauge({
+      name: 'causeway_config_reloads',
+      help: 'Config reloads since start, by result (ok, failed).',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        const r = sources.reloads();
+        this.set({ result: 'ok' }, r.ok);
+        this.set({ result: 'failed' }, r.failed);
+      },
+    });
+    new Gauge({
+      name: 'causeway_ratelimit_decisions',
+      help: 'Rate-limit decisions since start, by policy and decision (allowed, limited, store_failure).',
+      labelNames: ['policy', 'decision'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of sources.rateLimit()) {
+          this.set({ policy: p.policy, decision: 'allowed' }, p.allowed);
+          this.set({ policy: p.policy, decision: 'limited' }, p.limited);
+          this.set({ policy: p.policy, decision: 'store_failure' }, p.storeFailures);
+        }
+      },
+    });
+    new Gauge({
+      name: 'causeway_upstream_endpoint_ejected',
+      help: '1 while an endpoint is ejected after connection failures, else 0.',
+      labelNames: ['upstream', 'endpoint'],
+      registers,
+      collect() {
+        this.reset();
+        for (const e of sources.endpoints()) this.set({ upstream: e.upstream, endpoint: e.endpoint }, e.ejected ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'causeway_upstream_connect_failures',
+      help: 'Failed connection attempts to an endpoint since start.',
+      labelNames: ['upstream', 'endpoint'],
+      registers,
+      collect() {
+        this.reset();
+        for (const e of sources.endpoints()) this.set({ upstream: e.upstream, endpoint: e.endpoint }, e.connectFailures);
+      },
+    });
+    collectDefaultMetrics({ register: this.registry, prefix: 'causeway_' });
+  }
+
+  /** Record one finished request (called once per request, from the response's close). */
+  observe(r: RequestRecord): void {
+    const method = METHODS.has(r.method) ? r.method : 'OTHER';
+    const cls = STATUS_CLASS[Math.floor(r.status / 100)] ?? '0xx';
+    const key = `${r.route}\u0000${r.backend}\u0000${method}\u0000${cls}`;
+    let c = this.children.get(key);
+    if (c === undefined) {
+      const labels = { route: r.route || '-', backend: r.backend || '-', method, status_class: cls, reporter: this.reporter };
+      c = {
+        requests: this.requests.labels(labels),
+        duration: this.duration.labels(labels),
+        requestBytes: this.requestBytes.labels(labels),
+        responseBytes: this.responseBytes.labels(labels),
+      };
+      this.children.set(key, c);
+    }
+    c.requests.inc();
+    c.duration.observe(r.seconds);
+    if (r.requestBytes > 0) c.requestBytes.inc(r.requestBytes);
+    if (r.responseBytes > 0) c.responseBytes.inc(r.responseBytes);
+  }
+
+  policyDenied(route: string, code: string): void {
+    this.policyDenials.inc({ route, code, reporter: this.reporter });
+  }
+
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
