@@ -1,5 +1,11 @@
 // unhandledRejection and uncaughtException in the gateway process: logged with a code, counted
 // in GET /config (processErrors), and an uncaught exception still ends the process non-zero.
+//
+// Test processes themselves: ava already fails the run on an unhandled rejection in a test
+// worker (verified with ava 7: it prints "Unhandled rejection in <file>", the worker exits 1 and
+// the summary counts "1 unhandled rejection"), so in-process gateways need nothing more. For
+// gateways run as child processes, helpers/process.ts asserts at teardown that GET /config shows
+// zero processErrors, and fails the test if the process died.
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { SignJWT } from 'jose';
