@@ -5,6 +5,12 @@ import type { Gateway } from './server.ts';
 export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
+  // Prometheus metrics (docs/metrics.md).
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', gw.metrics.contentType);
+    return gw.metrics.text();
+  });
+
   app.get('/readyz', async (_req, reply) => {
     if (!gw.ready) return reply.code(503).send({ ready: false, reason: 'draining' });
     return { ready: true, version: gw.snapshot.version };

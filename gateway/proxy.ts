@@ -278,9 +278,27 @@ function sendVerdict(res: ServerResponse, req: IncomingMessage, v: Verdict, ctx:
 const isPromise = (v: unknown): v is Promise<PolicyResult> =>
   v !== null && typeof v === 'object' && typeof (v as { then?: unknown }).then === 'function';
 
+/** What is known about a request when it is done: for metrics and the access log. */
+export interface RequestInfo {
+  /** performance.now() when the request arrived. */
+  started: number;
+  /** Matched route name ("" when none matched). */
+  route: string;
+  /** Upstream name ("" when the gateway answered itself). */
+  backend: string;
+  /** The gateway's error code when it answered itself ("" otherwise). */
+  code: string;
+  /** Response body bytes streamed from the upstream. */
+  responseBytes: number;
+  /** The verified identity's subject, for the access log ("" when anonymous). */
+  subject: string;
+  requestId: string;
+  clientIp: string;
+}
+
 export interface ProxyHooks {
   /** Called once per request when it is fully done (response finished or connection gone). */
-  done(): void;
+  done(info: RequestInfo): void;
   /** A policy threw: logged by the caller. */
   policyError(err: unknown, route: string, requestId: string): void;
 }
@@ -305,16 +323,24 @@ function limitBody(req: IncomingMessage, max: number): Transform {
 
 /** Handle one client request end to end. */
 export function handleRequest(req: IncomingMessage, res: ServerResponse, rt: Runtime, hooks: ProxyHooks, listener = 0): void {
+  const info: RequestInfo = { started: performance.now(), route: '', backend: '', code: '', responseBytes: 0, subject: '', requestId: '', clientIp: '' };
   let finished = false;
   res.once('close', () => {
     if (finished) return;
     finished = true;
-    hooks.done();
+    hooks.done(info);
   });
   const m = matchRequest(req, rt, false, listener);
-  if ('status' in m) return reject(req, res, m, rt);
+  if ('status' in m) {
+    info.code = m.code;
+    info.requestId = m.requestId;
+    return reject(req, res, m, rt);
+  }
+  info.route = m.route.name;
+  info.requestId = m.requestId;
+  info.clientIp = m.fwd.clientIp;
   const chain = rt.chains[m.route.index] ?? null;
-  if (chain === null) return forward(req, res, rt, m, null);
+  if (chain === null) return forward(req, res, rt, m, null, info);
   const ctx = policyContext(req, m);
   let result: PolicyResult | Promise<PolicyResult>;
   try {
@@ -326,15 +352,22 @@ export function handleRequest(req: IncomingMessage, res: ServerResponse, rt: Run
     result.then(
       (v) => {
         if (gone(res)) return; // the client went away while policies ran
-        if (v !== null) sendVerdict(res, req, v, ctx, m.requestId, rt);
-        else forward(req, res, rt, m, ctx);
+        if (ctx.identity !== null) info.subject = ctx.identity.subject;
+        if (v !== null) {
+          info.code = v.code ?? '';
+          sendVerdict(res, req, v, ctx, m.requestId, rt);
+        } else forward(req, res, rt, m, ctx, info);
       },
       (err: unknown) => policyFailed(req, res, rt, m, ctx, err, hooks),
     );
     return;
   }
-  if (result !== null) return sendVerdict(res, req, result, ctx, m.requestId, rt);
-  forward(req, res, rt, m, ctx);
+  if (ctx.identity !== null) info.subject = ctx.identity.subject;
+  if (result !== null) {
+    info.code = result.code ?? '';
+    return sendVerdict(res, req, result, ctx, m.requestId, rt);
+  }
+  forward(req, res, rt, m, ctx, info);
 }
 
 function reject(req: IncomingMessage, res: ServerResponse, r: Rejection, rt: Runtime): void {
@@ -377,6 +410,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     private readonly endpoint: PickedEndpoint,
     private readonly requestId: string,
     private readonly ctx: PolicyContext | null,
+    private readonly info: RequestInfo,
   ) {
     res.once('close', this.onClose);
   }
@@ -393,6 +427,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.info.responseBytes += chunk.length;
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once('drain', this.onDrain);
@@ -408,19 +443,25 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     if (err === CLIENT_GONE || gone(res)) return;
     if (err instanceof BodyTooLarge || (err as { cause?: unknown }).cause instanceof BodyTooLarge) {
       closeAfter(res);
+      this.info.code = 'CW_BODY_TOO_LARGE';
       sendError(res, 413, 'CW_BODY_TOO_LARGE', err.message, this.requestId, this.rt.requestIdHeader);
       return;
     }
     const failure = classifyUpstreamError(err);
+    this.info.code = failure.code;
     if (failure.connectFailure) this.backend.upstream.reportConnectFailure(this.endpoint, Date.now());
     // After the status line went out, an error can only cut the response short.
     sendError(res, failure.status, failure.code, failure.message, this.requestId, this.rt.requestIdHeader);
   }
 }
 
-function forward(req: IncomingMessage, res: ServerResponse, rt: Runtime, m: Matched, ctx: PolicyContext | null): void {
+function forward(req: IncomingMessage, res: ServerResponse, rt: Runtime, m: Matched, ctx: PolicyContext | null, info: RequestInfo): void {
   const t = target(req, rt, m, ctx, false);
-  if ('status' in t) return reject(req, res, t, rt);
+  if ('status' in t) {
+    info.code = t.code;
+    return reject(req, res, t, rt);
+  }
+  info.backend = t.backend.spec.name;
   const { backend, endpoint } = t;
   const pool = endpoint.state.pool(backend.timeouts.connectMs, backend.spec.connections, backend.upstream.tls);
   const limit = ctx === null ? Infinity : ctx.maxBodyBytes;
@@ -437,6 +478,6 @@ function forward(req: IncomingMessage, res: ServerResponse, rt: Runtime, m: Matc
       idempotent: false,
       blocking: false,
     },
-    new ForwardHandler(res, rt, m.route, backend, endpoint, m.requestId, ctx),
+    new ForwardHandler(res, rt, m.route, backend, endpoint, m.requestId, ctx, info),
   );
 }

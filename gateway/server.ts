@@ -6,6 +6,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import { createSecureServer, type Http2Session } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { basename, dirname, resolve } from 'node:path';
 import { pino } from 'pino';
@@ -16,8 +17,9 @@ import { ConfigError, formatIssues, type ConfigIssue } from '../config/issues.ts
 import { loadConfig } from '../config/load.ts';
 import { EndpointRegistry, poolKey, UpstreamClient } from '../mesh/upstream.ts';
 import { registerAdminRoutes } from './admin.ts';
-import { sendError } from './errors.ts';
-import { closeAfter, handleRequest, hostHeader, isH2, makeRuntime, type GatewaySnapshot, type Runtime } from './proxy.ts';
+import { rawErrorResponse, sendError } from './errors.ts';
+import { Metrics } from '../plugins/metrics.ts';
+import { closeAfter, handleRequest, hostHeader, isH2, makeRuntime, type GatewaySnapshot, type RequestInfo, type Runtime } from './proxy.ts';
 import { TlsFileError, TlsListener, type CertificateInfo } from './tls.ts';
 import { SharedResources } from '../plugins/policy.ts';
 import { compilePolicySet, type PolicySet } from '../plugins/registry.ts';
@@ -56,6 +58,7 @@ export class Gateway extends EventEmitter {
   private watchTimer: NodeJS.Timeout | null = null;
   reloadFailures = 0;
   reloads = 0;
+  readonly metrics: Metrics;
   /** Unhandled rejections and uncaught exceptions in this process (set by cli/gateway.ts). */
   processErrors = { unhandledRejections: 0, uncaughtExceptions: 0 };
 
@@ -65,6 +68,29 @@ export class Gateway extends EventEmitter {
     this.runtime = runtime;
     this.registry = registry;
     this.shared = shared;
+    this.metrics = new Metrics('gateway', {
+      configVersion: () => this.snapshot.version,
+      reloads: () => ({ ok: this.reloads, failed: this.reloadFailures }),
+      rateLimit: () => {
+        const out: Array<{ policy: string; allowed: number; limited: number; storeFailures: number }> = [];
+        for (const p of this.policies?.policies.values() ?? []) {
+          const stats = (p as { stats?: { allowed: number; limited: number; storeFailures: number } }).stats;
+          if (p.kind === 'rateLimit' && stats) out.push({ policy: p.name, allowed: stats.allowed, limited: stats.limited, storeFailures: stats.storeFailures });
+        }
+        return out;
+      },
+      endpoints: () => {
+        const now = Date.now();
+        return [...this.snapshot.upstreams.values()].flatMap(({ spec, upstream }) =>
+          upstream.endpoints.map((e) => ({
+            upstream: spec.name,
+            endpoint: e.spec.origin,
+            ejected: e.state.ejectedUntil > now,
+            connectFailures: e.state.connectFailures,
+          })),
+        );
+      },
+    });
     this.log = logger;
     const made: EdgeListener[] = [];
     try {
@@ -236,11 +262,40 @@ export class Gateway extends EventEmitter {
           server = createHttpServer(handler);
         }
         // WebSocket upgrades are HTTP/1.1 (also on an HTTP/2 listener, over an http/1.1 connection).
-        server.on('upgrade', (req, socket, head) => handleUpgrade(req, socket, head, this.runtime, this.log, spec.index));
+        server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+          const current = this.runtime.snapshot.gateway.listeners[spec.index] ?? spec;
+          if (current.redirectToHttps !== null) {
+            // Upgrades are not proxied in plain text on a listener that only redirects.
+            socket.on('error', () => socket.destroy());
+            const location = httpsLocation(req, current.redirectToHttps.port);
+            socket.end(
+              location === null
+                ? rawErrorResponse(400, 'CW_BAD_HOST', 'the request has no valid host to redirect to', randomUUID(), this.runtime.requestIdHeader)
+                : `HTTP/1.1 308 Permanent Redirect\r\nlocation: ${location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`,
+            );
+            return;
+          }
+          handleUpgrade(req, socket, head, this.runtime, this.log, spec.index);
+        });
         return server;
       },
     });
     return l;
+  }
+
+  /** Metrics for a finished request. */
+  private requestDone(req: IncomingMessage, res: ServerResponse, info: RequestInfo): void {
+    const cl = req.headers['content-length'];
+    this.metrics.observe({
+      route: info.route,
+      backend: info.backend,
+      method: req.method ?? 'GET',
+      status: res.headersSent ? res.statusCode : 0,
+      seconds: (performance.now() - info.started) / 1000,
+      requestBytes: cl === undefined ? 0 : Number(cl) || 0,
+      responseBytes: info.responseBytes,
+    });
+    if (info.code !== '' && info.backend === '' && info.route !== '') this.metrics.policyDenied(info.route, info.code);
   }
 
   private onRequest(l: EdgeListener, req: IncomingMessage, res: ServerResponse): void {
@@ -262,7 +317,10 @@ export class Gateway extends EventEmitter {
       res,
       rt,
       {
-        done: () => inflight.delete(res),
+        done: (info) => {
+          inflight.delete(res);
+          this.requestDone(req, res, info);
+        },
         policyError: (err, route, requestId) => this.log.error({ err, route, requestId, code: 'CW_POLICY_ERROR' }, 'a policy failed'),
       },
       l.index,
@@ -444,16 +502,22 @@ interface EdgeListener {
   tls: TlsListener | null;
 }
 
-/** 308 to the same host, path and query over https. */
-function redirectToHttps(req: IncomingMessage, res: ServerResponse, port: number, requestIdHeader: string): void {
+/** The https URL for the same host, path and query, or null without a usable host. */
+function httpsLocation(req: IncomingMessage, port: number): string | null {
   const host = normaliseHost(hostHeader(req));
   const url = req.url ?? '';
-  if (host === '' || !/^([a-z0-9_-]+(\.[a-z0-9_-]+)*|\[[0-9a-f:.]+\])$/.test(host) || !url.startsWith('/')) {
+  if (host === '' || !/^([a-z0-9_-]+(\.[a-z0-9_-]+)*|\[[0-9a-f:.]+\])$/.test(host) || !url.startsWith('/')) return null;
+  return `https://${host}${port === 443 ? '' : `:${port}`}${url}`;
+}
+
+/** 308 to the same host, path and query over https. */
+function redirectToHttps(req: IncomingMessage, res: ServerResponse, port: number, requestIdHeader: string): void {
+  const location = httpsLocation(req, port);
+  if (location === null) {
     closeAfter(res);
     sendError(res, 400, 'CW_BAD_HOST', 'the request has no valid host to redirect to', randomUUID(), requestIdHeader);
     return;
   }
-  const location = `https://${host}${port === 443 ? '' : `:${port}`}${url}`;
   if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) closeAfter(res);
   res.writeHead(308, { location, 'content-length': '0', 'cache-control': 'no-store' });
   res.end();

@@ -57,6 +57,8 @@ export class EndpointState {
   readonly origin: string;
   ejectedUntil = 0;
   consecutiveFailures = 0;
+  /** Failed connection attempts since start (metrics). */
+  connectFailures = 0;
   private readonly pools = new Map<string, Pool>();
   constructor(origin: string) {
     this.origin = origin;
@@ -179,6 +181,7 @@ export class UpstreamClient {
   /** Passive health: a failed connection ejects the endpoint for spec.ejectForMs. */
   reportConnectFailure(e: PickedEndpoint, now: number): void {
     e.state.consecutiveFailures++;
+    e.state.connectFailures++;
     if (this.spec.ejectForMs > 0) e.state.ejectedUntil = now + this.spec.ejectForMs;
   }
 
