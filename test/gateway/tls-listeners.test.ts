@@ -239,6 +239,20 @@ test('a plain listener redirects to HTTPS with 308, path and query kept; the TLS
   t.is(noHost.status, 400);
   t.is(noHost.json().error.code, 'CW_BAD_HOST');
 
+  // An upgrade is not proxied in plain text either.
+  const { connect: netConnect } = await import('node:net');
+  const raw = await new Promise<string>((resolve, reject) => {
+    const so = netConnect(port, '127.0.0.1', () =>
+      so.write('GET /ws?x=1 HTTP/1.1\r\nhost: shop.test\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'),
+    );
+    let text = '';
+    so.on('data', (c: Buffer) => (text += c.toString()));
+    so.on('end', () => resolve(text));
+    so.on('error', reject);
+  });
+  t.regex(raw, /^HTTP\/1\.1 308 /);
+  t.regex(raw, /\r\nlocation: https:\/\/shop\.test:8443\/ws\?x=1\r\n/);
+
   const s = await get(gw.address(1).port, '/x', { servername: 'shop.test', ca: ca.cert });
   t.is(s.status, 200);
   t.is(s.headers['strict-transport-security'], 'max-age=63072000; includeSubDomains');
@@ -369,4 +383,26 @@ test('PEM from ${ENV}; a reload naming other certificates swaps them in, one tha
   await writeFile(file, yaml('second.crt', 'second.key', ', minVersion: TLSv1.3'));
   const later = await gw.reload('test');
   t.deepEqual(later.ok && later.restartNeeded, ['gateway.listeners[0].tls']);
+});
+
+test('a client certificate is the identity of HTTP/2 requests too', async (t) => {
+  const { connect } = await import('node:http2');
+  const { ca, clients, port } = await mtlsGateway(t, 'optional');
+  const orders = await clients.issue({ uris: ['spiffe://example.test/ns/shop/sa/orders'], client: true });
+  const status = (cert?: { cert: string; key: string }) =>
+    new Promise<number>((resolve, reject) => {
+      const s = connect(`https://gw.test:${port}`, {
+        createConnection: () => tlsConnect({ host: '127.0.0.1', port, servername: 'gw.test', ca: ca.cert, ALPNProtocols: ['h2'], ...(cert ?? {}) }),
+      });
+      s.on('error', reject);
+      const st = s.request({ ':path': '/orders/1' });
+      st.on('response', (h) => {
+        resolve(Number(h[':status']));
+        s.close();
+      });
+      st.on('error', reject);
+      st.resume();
+    });
+  t.is(await status(orders), 200);
+  t.is(await status(), 401);
 });
