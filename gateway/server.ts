@@ -18,7 +18,8 @@ import { loadConfig } from '../config/load.ts';
 import { EndpointRegistry, poolKey, UpstreamClient } from '../mesh/upstream.ts';
 import { registerAdminRoutes } from './admin.ts';
 import { rawErrorResponse, sendError } from './errors.ts';
-import { closeAfter, handleRequest, hostHeader, isH2, makeRuntime, type GatewaySnapshot, type Runtime } from './proxy.ts';
+import { Metrics } from '../plugins/metrics.ts';
+import { closeAfter, handleRequest, hostHeader, isH2, makeRuntime, type GatewaySnapshot, type RequestInfo, type Runtime } from './proxy.ts';
 import { TlsFileError, TlsListener, type CertificateInfo } from './tls.ts';
 import { SharedResources } from '../plugins/policy.ts';
 import { compilePolicySet, type PolicySet } from '../plugins/registry.ts';
@@ -57,6 +58,7 @@ export class Gateway extends EventEmitter {
   private watchTimer: NodeJS.Timeout | null = null;
   reloadFailures = 0;
   reloads = 0;
+  readonly metrics: Metrics;
   /** Unhandled rejections and uncaught exceptions in this process (set by cli/gateway.ts). */
   processErrors = { unhandledRejections: 0, uncaughtExceptions: 0 };
 
@@ -66,6 +68,29 @@ export class Gateway extends EventEmitter {
     this.runtime = runtime;
     this.registry = registry;
     this.shared = shared;
+    this.metrics = new Metrics('gateway', {
+      configVersion: () => this.snapshot.version,
+      reloads: () => ({ ok: this.reloads, failed: this.reloadFailures }),
+      rateLimit: () => {
+        const out: Array<{ policy: string; allowed: number; limited: number; storeFailures: number }> = [];
+        for (const p of this.policies?.policies.values() ?? []) {
+          const stats = (p as { stats?: { allowed: number; limited: number; storeFailures: number } }).stats;
+          if (p.kind === 'rateLimit' && stats) out.push({ policy: p.name, allowed: stats.allowed, limited: stats.limited, storeFailures: stats.storeFailures });
+        }
+        return out;
+      },
+      endpoints: () => {
+        const now = Date.now();
+        return [...this.snapshot.upstreams.values()].flatMap(({ spec, upstream }) =>
+          upstream.endpoints.map((e) => ({
+            upstream: spec.name,
+            endpoint: e.spec.origin,
+            ejected: e.state.ejectedUntil > now,
+            connectFailures: e.state.connectFailures,
+          })),
+        );
+      },
+    });
     this.log = logger;
     const made: EdgeListener[] = [];
     try {
@@ -258,6 +283,21 @@ export class Gateway extends EventEmitter {
     return l;
   }
 
+  /** Metrics for a finished request. */
+  private requestDone(req: IncomingMessage, res: ServerResponse, info: RequestInfo): void {
+    const cl = req.headers['content-length'];
+    this.metrics.observe({
+      route: info.route,
+      backend: info.backend,
+      method: req.method ?? 'GET',
+      status: res.headersSent ? res.statusCode : 0,
+      seconds: (performance.now() - info.started) / 1000,
+      requestBytes: cl === undefined ? 0 : Number(cl) || 0,
+      responseBytes: info.responseBytes,
+    });
+    if (info.code !== '' && info.backend === '' && info.route !== '') this.metrics.policyDenied(info.route, info.code);
+  }
+
   private onRequest(l: EdgeListener, req: IncomingMessage, res: ServerResponse): void {
     const inflight = this.inflight;
     inflight.add(res);
@@ -277,7 +317,10 @@ export class Gateway extends EventEmitter {
       res,
       rt,
       {
-        done: () => inflight.delete(res),
+        done: (info) => {
+          inflight.delete(res);
+          this.requestDone(req, res, info);
+        },
         policyError: (err, route, requestId) => this.log.error({ err, route, requestId, code: 'CW_POLICY_ERROR' }, 'a policy failed'),
       },
       l.index,
