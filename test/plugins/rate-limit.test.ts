@@ -293,7 +293,10 @@ test('overrides replace the limits for that consumer', async (t) => {
 // ---------------------------------------------------------------------------------------------
 // Redis store
 
-const redisCfg = (url: string, extra: Partial<RedisConfig> = {}): RedisConfig => ({ url, ...extra });
+// A generous command timeout where Redis is meant to be healthy: on a loaded 2-core CI machine a
+// command can take longer than the 100ms default, which the policy would (rightly) count as a
+// store failure. The slow-Redis test sets its own short timeout; a killed Redis fails at once.
+const redisCfg = (url: string, extra: Partial<RedisConfig> = {}): RedisConfig => ({ url, timeout: '5s', ...extra });
 
 test('redis: two replicas (separately compiled, separate SharedResources) share one budget', async (t) => {
   const redis = await startRedis(t);
