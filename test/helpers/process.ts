@@ -75,7 +75,13 @@ export function startCli(t: ExecutionContext, args: string[], env: Record<string
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('exit', (code, signal) => resolve({ code, signal })),
   );
+  // If the test worker itself goes away (an ava timeout skips teardowns), take the child along.
+  const reap = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  process.once('exit', reap);
   t.teardown(async () => {
+    process.removeListener('exit', reap);
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
       await exited;
