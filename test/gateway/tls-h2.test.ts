@@ -243,3 +243,25 @@ test('graceful shutdown: an HTTP/2 stream in flight finishes, the session gets a
   t.is(r.body.toString(), 'finished');
   t.deepEqual(await stopping, { drained: true });
 });
+
+test('no h2c on plain listeners: an Upgrade to h2c is refused, the prior-knowledge preface is not HTTP', async (t) => {
+  const up = await startUpstream(t, 'svc');
+  const { port } = await startGateway(t, { upstreams: { svc: { endpoints: [up.url] } }, routes: [{ name: 'r', upstream: 'svc' }] });
+  const { connect: netConnect } = await import('node:net');
+  const send = (text: string) =>
+    new Promise<string>((resolve, reject) => {
+      const so = netConnect(port, '127.0.0.1', () => so.write(text));
+      let out = '';
+      so.on('data', (c: Buffer) => (out += c.toString('latin1')));
+      so.on('end', () => resolve(out));
+      so.on('close', () => resolve(out));
+      so.on('error', reject);
+    });
+  const upgrade = await send('GET / HTTP/1.1\r\nhost: gw.test\r\nconnection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAAQAAP__\r\n\r\n');
+  t.regex(upgrade, /^HTTP\/1\.1 400 /);
+  t.regex(upgrade, /CW_UPGRADE_NOT_SUPPORTED/);
+  const preface = await send('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+  t.notRegex(preface, /^HTTP\/1\.1 200/);
+  t.false(preface.includes('\x00\x00'), 'no HTTP/2 frames came back');
+  t.is(up.seen.length, 0);
+});
