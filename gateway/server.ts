@@ -528,6 +528,9 @@ function redirectToHttps(req: IncomingMessage, res: ServerResponse, port: number
  * http.Server: closeIdleConnections (GOAWAY to h2 sessions, idle HTTP/1.1 sockets closed) and
  * closeAllConnections.
  */
+/** Idle HTTP/2 connections (no open stream, no traffic) are closed after this long. */
+export const H2_IDLE_MS = 180_000;
+
 function trackConnections(server: ReturnType<typeof createSecureServer>): void {
   const sessions = new Set<Http2Session>();
   const h1 = new Map<Socket, number>();
@@ -536,6 +539,21 @@ function trackConnections(server: ReturnType<typeof createSecureServer>): void {
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
     if (closing) session.close();
+    // A connection with no stream open and no traffic for H2_IDLE_MS gets a GOAWAY. A silent
+    // stream keeps it (the route's idle timeout bounds that); the timer re-arms when it closes.
+    let open = 0;
+    const idle = () => {
+      if (open === 0) session.close();
+    };
+    session.on('timeout', idle);
+    session.setTimeout(H2_IDLE_MS);
+    session.on('stream', (stream: import('node:http2').ServerHttp2Stream) => {
+      open++;
+      stream.once('close', () => {
+        open--;
+        if (open === 0 && !session.closed && !session.destroyed) session.setTimeout(H2_IDLE_MS);
+      });
+    });
   });
   server.on('secureConnection', (socket: TLSSocket) => {
     if (socket.alpnProtocol === 'h2') return;
