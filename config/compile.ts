@@ -149,6 +149,7 @@ export interface GatewaySettings {
   trustedProxies: string[];
   requestIdHeader: string;
   drainTimeoutMs: number;
+  accessLog: { enabled: boolean; sample: number };
 }
 
 export interface Snapshot<U> {
@@ -356,6 +357,7 @@ export function gatewaySettings(model: ConfigModel): GatewaySettings {
     trustedProxies: g.trustedProxies ?? [],
     requestIdHeader: (g.requestIdHeader ?? DEFAULTS.requestIdHeader).toLowerCase(),
     drainTimeoutMs: durationOr(g.drainTimeout, DEFAULTS.drainTimeoutMs),
+    accessLog: { enabled: g.accessLog?.enabled ?? true, sample: g.accessLog?.sample ?? 1 },
   };
 }
 

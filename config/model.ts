@@ -142,6 +142,18 @@ export const Gateway = Type.Object(
     drainTimeout: Type.Optional(
       desc(Duration, 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits. Default 10s.'),
     ),
+    accessLog: Type.Optional(
+      desc(
+        Type.Object(
+          {
+            enabled: Type.Optional(desc(Type.Boolean(), 'Write one JSON line per request. Default true.')),
+            sample: Type.Optional(desc(Type.Number({ minimum: 0, maximum: 1 }), 'Share of successful (2xx/3xx) requests logged, 0 to 1. Errors are always logged. Default 1.')),
+          },
+          { additionalProperties: false },
+        ),
+        'The access log: request id, trace id, route, backend, status, durations, bytes, client address and identity subject (never credentials).',
+      ),
+    ),
   },
   { additionalProperties: false },
 );

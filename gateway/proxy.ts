@@ -17,6 +17,7 @@ import { errorBody, GATEWAY_ERRORS, sendError } from './errors.ts';
 import { computeForwarding, type Forwarding } from './forwarded.ts';
 import { connectionTokens, HOP_BY_HOP } from './hop.ts';
 import { normaliseUrl } from './path.ts';
+import { traceContext, type TraceContext } from './trace.ts';
 
 export type GatewaySnapshot = Snapshot<UpstreamClient>;
 
@@ -61,6 +62,7 @@ export interface Matched {
   host: string;
   fwd: Forwarding;
   requestId: string;
+  trace: TraceContext;
 }
 
 export interface Target {
@@ -174,7 +176,8 @@ export function matchRequest(req: IncomingMessage, rt: Runtime, upgrade: boolean
     headers: req.headers,
     trusted: rt.trusted,
   });
-  return { hit, route: hit.route, path: url.path, query: url.query, host, fwd, requestId };
+  const trace = traceContext(req.headers.traceparent);
+  return { hit, route: hit.route, path: url.path, query: url.query, host, fwd, requestId, trace };
 }
 
 /** The policy context for a matched request. */
@@ -214,6 +217,8 @@ export function target(req: IncomingMessage, rt: Runtime, m: Matched, ctx: Polic
   if (m.fwd.host) headers['x-forwarded-host'] = m.fwd.host;
   headers.forwarded = m.fwd.forwarded;
   headers[rt.requestIdHeader] = m.requestId;
+  headers.traceparent = m.trace.traceparent;
+  if (!m.trace.keepTracestate) delete headers.tracestate;
   if (ctx !== null) applyChanges(headers, ctx.upstreamRemove, ctx.upstreamHeaders);
   if (route.requestHeaders !== null) applyOps(headers, route.requestHeaders);
   const path = route.rewrite === null ? m.path : route.rewrite(m.path, m.hit.params);
@@ -294,6 +299,11 @@ export interface RequestInfo {
   subject: string;
   requestId: string;
   clientIp: string;
+  /** W3C trace id ("" when the request never matched a route). */
+  traceId: string;
+  /** performance.now() when the upstream exchange started and ended (0: none). */
+  upstreamStart: number;
+  upstreamEnd: number;
 }
 
 export interface ProxyHooks {
@@ -323,7 +333,7 @@ function limitBody(req: IncomingMessage, max: number): Transform {
 
 /** Handle one client request end to end. */
 export function handleRequest(req: IncomingMessage, res: ServerResponse, rt: Runtime, hooks: ProxyHooks, listener = 0): void {
-  const info: RequestInfo = { started: performance.now(), route: '', backend: '', code: '', responseBytes: 0, subject: '', requestId: '', clientIp: '' };
+  const info: RequestInfo = { started: performance.now(), route: '', backend: '', code: '', responseBytes: 0, subject: '', requestId: '', clientIp: '', traceId: '', upstreamStart: 0, upstreamEnd: 0 };
   let finished = false;
   res.once('close', () => {
     if (finished) return;
@@ -338,6 +348,7 @@ export function handleRequest(req: IncomingMessage, res: ServerResponse, rt: Run
   }
   info.route = m.route.name;
   info.requestId = m.requestId;
+  info.traceId = m.trace.traceId;
   info.clientIp = m.fwd.clientIp;
   const chain = rt.chains[m.route.index] ?? null;
   if (chain === null) return forward(req, res, rt, m, null, info);
@@ -435,11 +446,13 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    this.info.upstreamEnd = performance.now();
     this.res.end();
   }
 
   onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
     const res = this.res;
+    this.info.upstreamEnd = performance.now();
     if (err === CLIENT_GONE || gone(res)) return;
     if (err instanceof BodyTooLarge || (err as { cause?: unknown }).cause instanceof BodyTooLarge) {
       closeAfter(res);
@@ -462,6 +475,7 @@ function forward(req: IncomingMessage, res: ServerResponse, rt: Runtime, m: Matc
     return reject(req, res, t, rt);
   }
   info.backend = t.backend.spec.name;
+  info.upstreamStart = performance.now();
   const { backend, endpoint } = t;
   const pool = endpoint.state.pool(backend.timeouts.connectMs, backend.spec.connections, backend.upstream.tls);
   const limit = ctx === null ? Infinity : ctx.maxBodyBytes;

@@ -59,6 +59,7 @@ export class Gateway extends EventEmitter {
   reloadFailures = 0;
   reloads = 0;
   readonly metrics: Metrics;
+  private readonly accessLog: FastifyBaseLogger;
   /** Unhandled rejections and uncaught exceptions in this process (set by cli/gateway.ts). */
   processErrors = { unhandledRejections: 0, uncaughtExceptions: 0 };
 
@@ -68,6 +69,7 @@ export class Gateway extends EventEmitter {
     this.runtime = runtime;
     this.registry = registry;
     this.shared = shared;
+    this.accessLog = logger.child({ log: 'access' }) as FastifyBaseLogger;
     this.metrics = new Metrics('gateway', {
       configVersion: () => this.snapshot.version,
       reloads: () => ({ ok: this.reloads, failed: this.reloadFailures }),
@@ -107,8 +109,10 @@ export class Gateway extends EventEmitter {
 
   /** Load, validate and compile the config, then listen on both ports. Throws ConfigError. */
   static async start(options: GatewayOptions): Promise<Gateway> {
+    // Logs are written asynchronously (pino's destination flushes what is pending at exit), so
+    // the access log never blocks the request path on a write to stdout.
     const logger =
-      typeof options.logger === 'object' ? options.logger : (pino({ level: options.logger ?? 'info' }) as FastifyBaseLogger);
+      typeof options.logger === 'object' ? options.logger : (pino({ level: options.logger ?? 'info' }, pino.destination({ dest: 1, sync: false })) as FastifyBaseLogger);
     const registry = new EndpointRegistry();
     const shared = new SharedResources();
     const runtime = await Gateway.build(options, registry, shared, logger);
@@ -296,6 +300,30 @@ export class Gateway extends EventEmitter {
       responseBytes: info.responseBytes,
     });
     if (info.code !== '' && info.backend === '' && info.route !== '') this.metrics.policyDenied(info.route, info.code);
+    const access = this.runtime.snapshot.gateway.accessLog;
+    if (!access.enabled) return;
+    const status = res.headersSent ? res.statusCode : 0;
+    // Sampling keeps every error line and a share of the successful ones.
+    if (access.sample < 1 && status >= 200 && status < 400 && Math.random() >= access.sample) return;
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    this.accessLog.info({
+      requestId: info.requestId,
+      traceId: info.traceId || undefined,
+      method: req.method,
+      host: hostHeader(req),
+      path: q === -1 ? url : url.slice(0, q),
+      route: info.route || undefined,
+      backend: info.backend || undefined,
+      status,
+      code: info.code || undefined,
+      ms: Math.round((performance.now() - info.started) * 1000) / 1000,
+      upstreamMs: info.upstreamStart === 0 ? undefined : Math.round(((info.upstreamEnd || performance.now()) - info.upstreamStart) * 1000) / 1000,
+      requestBytes: Number(req.headers['content-length'] ?? 0) || 0,
+      responseBytes: info.responseBytes,
+      clientIp: info.clientIp || req.socket.remoteAddress,
+      subject: info.subject || undefined,
+    });
   }
 
   private onRequest(l: EdgeListener, req: IncomingMessage, res: ServerResponse): void {

@@ -1,6 +1,6 @@
 // Golden metrics with prom-client, under names shared by the gateway and (later) the sidecars.
 // Labels are bounded: route and upstream names from the config, never raw paths.
-// docs/metrics.md lists every metric; test/plugins/metrics.test.ts keeps the two in step.
+// docs/observability.md lists every metric; test/plugins/metrics.test.ts keeps the two in step.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export type Reporter = 'gateway' | 'sidecar-inbound' | 'sidecar-outbound';

@@ -87,7 +87,9 @@ test('npm start: the whole demo through the gateway, then SIGTERM stops everythi
   const up = await waitFor(demo, 'Ctrl-C stops everything');
   if (!up) t.log(demo.output());
   t.true(up, 'the banner appears');
-  t.regex(demo.output(), /\[gateway\] .*listening/);
+  // The gateway logs asynchronously: its line may follow the banner, which waits on the ports.
+  t.true(await waitFor(demo, 'causeway gateway listening'), 'the gateway logs that it listens');
+  t.regex(demo.output(), /\[gateway\] .*causeway gateway listening/);
   t.regex(demo.output(), new RegExp(`curl -i localhost:${ports.CAUSEWAY_PORT}/orders`));
 
   const gw = `http://127.0.0.1:${ports.CAUSEWAY_PORT}`;

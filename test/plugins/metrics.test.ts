@@ -46,12 +46,12 @@ test('requests, latency and bytes are counted by route, backend, method and stat
   t.truthy(sample(text, 'causeway_process_resident_memory_bytes', {}));
 });
 
-test('docs/metrics.md documents every causeway_ metric family and no others', async (t) => {
+test('docs/observability.md documents every causeway_ metric family and no others', async (t) => {
   const m = new Metrics('gateway', sources());
   const families = new Set(
     (await m.registry.getMetricsAsJSON()).map((f) => f.name).filter((n) => n.startsWith('causeway_') && !/^causeway_(process|nodejs)_/.test(n)),
   );
-  const doc = readFileSync(new URL('../../docs/metrics.md', import.meta.url), 'utf8');
+  const doc = readFileSync(new URL('../../docs/observability.md', import.meta.url), 'utf8');
   const documented = new Set([...doc.matchAll(/^\| `(causeway_[a-z_]+)` \|/gm)].map((x) => x[1]!));
   t.deepEqual([...documented].sort(), [...families].sort());
 });
