@@ -247,12 +247,16 @@ async function main(): Promise<number> {
       startProcess('fastify proxy', process.execPath, [fastifyPeer, String(port), upstreamUrl], { cpu: PROXY_CPU, logFile: join(tmp, 'fastify.log') }),
     );
 
+    const adminPorts = new Map<string, number>();
     const gateway = (id: string, label: string, variant: GatewayVariant, headers: string[] = []): Promise<void> =>
       start(
         { id, label, kind: 'causeway' },
         async (port) => {
-          const conf = gatewayConf(join(tmp, 'gateways'), id, port, await freePort(), upstreamPort, variant, jwt);
-          return startProcess(id, process.execPath, [gatewayMain, 'gateway', '-c', conf, '--log-level', 'warn', '--no-watch'], {
+          const adminPort = await freePort();
+          adminPorts.set(id, adminPort);
+          const conf = gatewayConf(join(tmp, 'gateways'), id, port, adminPort, upstreamPort, variant, jwt);
+          // The CLI's defaults (log level info): what a user runs, access log and metrics included where they exist.
+          return startProcess(id, process.execPath, [gatewayMain, 'gateway', '-c', conf, '--no-watch'], {
             cpu: PROXY_CPU,
             cwd: root,
             env: { ...process.env, ...jwt.env, NODE_ENV: 'production' },
@@ -344,6 +348,20 @@ async function main(): Promise<number> {
       const pid = t.memPid();
       memory[t.info.id] = pid ? memoryOf(pid) : null;
     }
+    // What observability the measured gateways had: GET /metrics on the admin port, access log lines written.
+    const observability: Results['observability'] = {};
+    for (const t of targets) {
+      if (t.info.kind !== 'causeway' || !t.proc) continue;
+      const admin = adminPorts.get(t.info.id);
+      const metrics = admin ? await get(admin, '/metrics', {}).then((r) => r.status, () => 0) : 0;
+      let accessLogLines = 0;
+      try {
+        accessLogLines = readFileSync(t.proc.logFile, 'utf8').split('"log":"access"').length - 1;
+      } catch {
+        // no log
+      }
+      observability[t.info.id] = { metricsStatus: metrics, accessLogLines };
+    }
     machine.loadAverageAtEnd = loadavg().map((x) => Math.round(x * 100) / 100);
     let benchTicks = 0;
     for (const t of targets) {
@@ -366,6 +384,7 @@ async function main(): Promise<number> {
       latency,
       memory,
       otherCpu,
+      observability,
     };
   } catch (err) {
     failed = true;

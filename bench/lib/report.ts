@@ -24,6 +24,8 @@ export interface Results {
   /** Key `<target>|<rate>`: one load generator result per round. */
   latency: Record<string, LoadgenResult[]>;
   memory: Record<string, { hwmKiB: number; rssKiB: number } | null>;
+  /** Per Causeway target: status of GET /metrics on its admin port, access log lines it wrote. */
+  observability: Record<string, { metricsStatus: number; accessLogLines: number }>;
   /** CPU used by other work on the machine during the run. */
   otherCpu: OtherCpu | null;
 }
@@ -109,6 +111,20 @@ export function renderMarkdown(r: Results): string {
   }
   out.push('');
 
+  const obs = Object.entries(r.observability ?? {});
+  const metricsOn = obs.length > 0 && obs.every(([, v]) => v.metricsStatus === 200);
+  const accessOn = obs.length > 0 && obs.every(([, v]) => v.accessLogLines > 0);
+  const accessSome = obs.some(([, v]) => v.accessLogLines > 0);
+  if (obs.length > 0) {
+    out.push('## What the Causeway targets ran');
+    out.push('');
+    out.push(
+      `Gateways ran with the CLI's defaults (log level info). Metrics: ${metricsOn ? '**on** (GET /metrics on each admin port answered 200)' : `**${obs.some(([, v]) => v.metricsStatus === 200) ? 'on for some' : 'not present'}** (GET /metrics: ${obs.map(([k, v]) => `${k} ${v.metricsStatus || 'no answer'}`).join(', ')})`}. ` +
+        `Access log: ${accessOn ? '**on** (every gateway wrote access log lines)' : accessSome ? `**on for some**: ${obs.map(([k, v]) => `${k} ${v.accessLogLines} lines`).join(', ')}` : '**none written** (not implemented in this build, or off by default)'}.`,
+    );
+    out.push('');
+  }
+
   // Throughput.
   const peers = ['direct', 'nginx', 'haproxy', 'undici', 'fastify'];
   const order = [...peers, 'cw-plain', 'cw-jwt-rl', 'cw-5-policies', 'cw-100-routes', 'cw-1000-routes'].filter(has);
@@ -143,19 +159,23 @@ export function renderMarkdown(r: Results): string {
       const direct = s.lat[`direct|${rate}`];
       out.push(`### ${rate} req/s`);
       out.push('');
-      out.push('| target | p50 | p90 | p99 | max | added p50 | added p99 | achieved req/s | errors |');
-      out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+      out.push('| target | p50 | p90 | p99 | max | added p50 | added p99 | achieved req/s | errors | rate ÷ its saturation req/s |');
+      out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
       for (const id of order) {
         const l = s.lat[`${id}|${rate}`];
         if (!l) continue;
         const add50 = id === 'direct' || !direct ? NaN : l.p50 - direct.p50;
         const add99 = id === 'direct' || !direct ? NaN : l.p99 - direct.p99;
         out.push(
-          `| ${label.get(id)} | ${fmtMs(l.p50)} | ${fmtMs(l.p90)} | ${fmtMs(l.p99)} | ${fmtMs(l.max)} | ${id === 'direct' ? '—' : fmtSignedMs(add50)} | ${id === 'direct' ? '—' : fmtSignedMs(add99)} | ${fmtInt(l.achieved)} | ${l.errors} |`,
+          `| ${label.get(id)} | ${fmtMs(l.p50)} | ${fmtMs(l.p90)} | ${fmtMs(l.p99)} | ${fmtMs(l.max)} | ${id === 'direct' ? '—' : fmtSignedMs(add50)} | ${id === 'direct' ? '—' : fmtSignedMs(add99)} | ${fmtInt(l.achieved)} | ${l.errors} | ${Number.isFinite(rps(id)) ? `${Math.round((rate / rps(id)) * 100)}%` : '—'} |`,
         );
       }
       out.push('');
     }
+    out.push(
+      'The last column is the fixed rate as a share of the same target\'s saturation throughput in this run (wrk, above). Near or above ~70%, a single-worker proxy spends much of its time with a queue, and its percentiles measure that queueing more than the per-request cost.',
+    );
+    out.push('');
   }
 
   // Growth of cost with work.
@@ -224,7 +244,7 @@ export function renderMarkdown(r: Results): string {
     [
       'JWT + rate limit + metrics + access log vs bare Fastify proxy',
       '≥ 1.0×',
-      `${fmtRatio(rps('cw-jwt-rl') / rps('fastify'))} (JWT + rate limit only: metrics and access log do not exist yet)`,
+      `${fmtRatio(rps('cw-jwt-rl') / rps('fastify'))} (JWT + rate limit; metrics ${r.observability?.['cw-jwt-rl']?.metricsStatus === 200 ? 'on' : 'absent'}; access log ${(r.observability?.['cw-jwt-rl']?.accessLogLines ?? 0) > 0 ? 'on' : 'absent'})`,
       check(rps('cw-jwt-rl') / rps('fastify'), (v) => v >= 1.0),
     ],
     ['Added latency at 2000 req/s, p50', '≤ 0.5 ms', `${fmtSignedMs(add50)} ms`, check(add50, (v) => v <= 500)],
@@ -245,7 +265,11 @@ export function renderMarkdown(r: Results): string {
   out.push('## Not measured');
   out.push('');
   out.push('- **Causeway sidecar pair** (client sidecar → mTLS → server sidecar): `causeway sidecar` does not exist yet.');
-  out.push('- **Metrics and access log** on the policy route: the gateway has neither yet, so the "JWT + rate limit" route runs those two policies only.');
+  if (!metricsOn || !accessOn) {
+    out.push(
+      `- **${!metricsOn && !accessOn ? 'Metrics and access log' : !metricsOn ? 'Metrics' : 'Access log'}** on the policy route: not present in the gateway build measured (see "What the Causeway targets ran"), so the "JWT + rate limit" target is measured without ${!metricsOn && !accessOn ? 'them' : 'it'}.`,
+    );
+  }
   out.push('- **Workers** (`workers: N`): not implemented yet; every target here is one process / worker / thread.');
   for (const sk of r.skipped) out.push(`- **${sk.id}**: skipped, ${sk.why}.`);
   out.push('');
@@ -256,7 +280,7 @@ export function renderMarkdown(r: Results): string {
   out.push('- HAProxy: `nbthread 1`, `mode http`, `http-reuse always`, no logs.');
   out.push('- Minimal undici proxy: `bench/peers/undici-proxy.ts`, node:http + one undici `Pool` with `pool.stream`, hop-by-hop headers removed.');
   out.push('- Fastify proxy: `bench/peers/fastify-proxy.ts`, Fastify 5 with logging off + `@fastify/http-proxy` defaults.');
-  out.push('- Causeway: `node dist/cli/main.js gateway -c <generated config> --log-level warn --no-watch`, compiled JavaScript (no tsx), `NODE_ENV=production`.');
+  out.push('- Causeway: `node dist/cli/main.js gateway -c <generated config> --no-watch` (CLI defaults otherwise: log level info, logs to a file), compiled JavaScript (no tsx), `NODE_ENV=production`.');
   out.push('- Every response is checked before measuring (body intact, policy routes answer 401 without a token); wrk counts non-2xx/3xx and socket errors, the load generator counts non-2xx/3xx, connection errors, timeouts (5 s) and requests it could not send before the end.');
   out.push('');
   return out.join('\n');
