@@ -2,7 +2,7 @@
 // processes, and the log formatter that makes the gateway's pino lines readable.
 import test from 'ava';
 import { once } from 'node:events';
-import { createServer, type Server } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { formatLogLine } from '../../examples/demo/log-format.ts';
 import { canConnect, portIsFree, probeHost, Supervisor, type ChildSpec } from '../../examples/demo/supervisor.ts';
@@ -88,7 +88,13 @@ test('a child that stops after it was ready is a failure too', async (t) => {
   const port = await freePort();
   const sup = new Supervisor();
   t.teardown(() => sup.killAll());
-  await sup.start([listener('orders-service', port, `setTimeout(() => { console.error('out of memory, pretend'); process.exit(1); }, 300);`)]);
+  // The child dies on its second connection: the first is the supervisor's readiness probe, the
+  // second is ours, made once start() has seen it ready (no timer to race a loaded machine).
+  const dieOnSecond = `let n = 0; server.on('connection', () => { if (++n === 2) { console.error('out of memory, pretend'); process.exit(1); } });`;
+  await sup.start([listener('orders-service', port, dieOnSecond)]);
+  const poke = connect(port, '127.0.0.1');
+  poke.on('error', () => undefined);
+  t.teardown(() => poke.destroy());
   const failure = await sup.failure;
   t.is(failure.name, 'orders-service');
   t.true(failure.wasReady);
