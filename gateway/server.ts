@@ -81,6 +81,10 @@ export class Gateway extends EventEmitter {
         }
         return out;
       },
+      certificates: () =>
+        this.listenerInfo().flatMap((l) =>
+          l.certificates.map((c) => ({ listener: l.name, subject: c.subject, notAfter: Date.parse(c.notAfter) })),
+        ),
       endpoints: () => {
         const now = Date.now();
         return [...this.snapshot.upstreams.values()].flatMap(({ spec, upstream }) =>

@@ -40,6 +40,8 @@ export interface MetricSources {
   reloads(): { ok: number; failed: number };
   rateLimit(): Array<{ policy: string; allowed: number; limited: number; storeFailures: number }>;
   endpoints(): Array<{ upstream: string; endpoint: string; ejected: boolean; connectFailures: number }>;
+  /** Served certificates: listener name, certificate subject, expiry (ms since epoch). */
+  certificates(): Array<{ listener: string; subject: string; notAfter: number }>;
 }
 
 export class Metrics {
@@ -126,6 +128,17 @@ export class Metrics {
       collect() {
         this.reset();
         for (const e of sources.endpoints()) this.set({ upstream: e.upstream, endpoint: e.endpoint }, e.connectFailures);
+      },
+    });
+    new Gauge({
+      name: 'causeway_tls_certificate_expiry_seconds',
+      help: 'Seconds until a served certificate expires (negative once expired).',
+      labelNames: ['listener', 'subject'],
+      registers,
+      collect() {
+        this.reset();
+        const now = Date.now();
+        for (const c of sources.certificates()) this.set({ listener: c.listener, subject: c.subject }, Math.round((c.notAfter - now) / 1000));
       },
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'causeway_' });

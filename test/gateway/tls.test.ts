@@ -49,6 +49,10 @@ test('gateway.tls serves HTTPS with the configured certificate and forwards prot
   t.is(seen.url, '/secure');
   t.is(seen.headers['x-forwarded-proto'], 'https');
   t.regex(String(seen.headers.forwarded), /proto=https/);
+  const metrics = await fetch(`${gw.adminUrl()}/metrics`).then((r) => r.text());
+  const expiry = /^causeway_tls_certificate_expiry_seconds\{[^}]*subject="CN=gw\.test"[^}]*\} (-?\d+)$/m.exec(metrics);
+  t.truthy(expiry, 'the certificate expiry is a metric');
+  t.true(Number(expiry![1]) > 23 * 3600 && Number(expiry![1]) <= 24 * 3600, 'the test certificate is valid for a day');
 });
 
 test('a missing certificate file is a clear start-up error', async (t) => {

@@ -8,6 +8,7 @@ function sources(over: Partial<MetricSources> = {}): MetricSources {
     reloads: () => ({ ok: 2, failed: 1 }),
     rateLimit: () => [{ policy: 'per-ip', allowed: 7, limited: 3, storeFailures: 0 }],
     endpoints: () => [{ upstream: 'orders', endpoint: 'http://127.0.0.1:1', ejected: true, connectFailures: 4 }],
+    certificates: () => [{ listener: 'public', subject: 'CN=shop.example.com', notAfter: Date.now() + 86_400_000 }],
     ...over,
   };
 }
@@ -43,6 +44,8 @@ test('requests, latency and bytes are counted by route, backend, method and stat
   t.is(sample(text, 'causeway_ratelimit_decisions', { policy: 'per-ip', decision: 'limited' }), 3);
   t.is(sample(text, 'causeway_upstream_endpoint_ejected', { upstream: 'orders' }), 1);
   t.is(sample(text, 'causeway_upstream_connect_failures', { upstream: 'orders' }), 4);
+  const expiry = sample(text, 'causeway_tls_certificate_expiry_seconds', { listener: 'public', subject: 'CN=shop.example.com' })!;
+  t.true(expiry > 86_000 && expiry <= 86_400, String(expiry));
   t.truthy(sample(text, 'causeway_process_resident_memory_bytes', {}));
 });
 
