@@ -6,18 +6,11 @@ import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { portIsFree } from '../../examples/demo/supervisor.ts';
+import { freePort } from '../helpers/upstream.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const startScript = fileURLToPath(new URL('../../examples/demo/start.ts', import.meta.url));
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 interface Demo {
   proc: ChildProcess;

@@ -6,15 +6,8 @@ import { connect, createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { formatLogLine } from '../../examples/demo/log-format.ts';
 import { canConnect, portIsFree, probeHost, Supervisor, type ChildSpec } from '../../examples/demo/supervisor.ts';
+import { freePort } from '../helpers/upstream.ts';
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A child that listens on `port`, says so, and exits 0 on SIGTERM (after a line of goodbye). */
 function listener(name: string, port: number, extra = ''): ChildSpec {
