@@ -151,6 +151,16 @@ function copyHeaders(src: IncomingHttpHeaders, skip: ReadonlySet<string>, keepUp
   return out;
 }
 
+/** How many Host header lines a request has (raw names, any case). */
+function hostLines(raw: string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) n++;
+  }
+  return n;
+}
+
 /** Normalise and match. Returns a rejection for a request the gateway answers itself. */
 export function matchRequest(req: IncomingMessage, rt: Runtime, upgrade: boolean, listener = 0): Matched | Rejection {
   const remote = req.socket.remoteAddress ?? '';
@@ -162,6 +172,10 @@ export function matchRequest(req: IncomingMessage, rt: Runtime, upgrade: boolean
   if (isH2(req) && req.headers.host !== undefined && authority !== req.headers.host && normaliseHost(req.headers.host) !== normaliseHost(authority)) {
     // RFC 9113 §8.3.1: a Host naming another entity than :authority is a malformed request.
     return { status: 400, code: 'CW_BAD_HOST', message: 'the Host header and :authority name different hosts', requestId };
+  }
+  if (!isH2(req) && hostLines(req.rawHeaders) > 1) {
+    // RFC 9112 §3.2: a request with more than one Host line must be refused with a 400.
+    return { status: 400, code: 'CW_BAD_HOST', message: 'the request has more than one Host header', requestId };
   }
   const host = normaliseHost(authority);
   const facts: RequestFacts = { method: req.method ?? 'GET', host, path: url.path, query: url.query, headers: req.headers };
