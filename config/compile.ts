@@ -150,6 +150,9 @@ export interface GatewaySettings {
   requestIdHeader: string;
   drainTimeoutMs: number;
   accessLog: { enabled: boolean; sample: number };
+  /** Client timeouts: request head (HTTP/1.1) and silence inside a request body. */
+  headersTimeoutMs: number;
+  bodyIdleTimeoutMs: number;
 }
 
 export interface Snapshot<U> {
@@ -358,6 +361,8 @@ export function gatewaySettings(model: ConfigModel): GatewaySettings {
     requestIdHeader: (g.requestIdHeader ?? DEFAULTS.requestIdHeader).toLowerCase(),
     drainTimeoutMs: durationOr(g.drainTimeout, DEFAULTS.drainTimeoutMs),
     accessLog: { enabled: g.accessLog?.enabled ?? true, sample: g.accessLog?.sample ?? 1 },
+    headersTimeoutMs: durationOr(g.requestTimeouts?.headers, 30_000),
+    bodyIdleTimeoutMs: durationOr(g.requestTimeouts?.bodyIdle, 30_000),
   };
 }
 

@@ -142,6 +142,20 @@ export const Gateway = Type.Object(
     drainTimeout: Type.Optional(
       desc(Duration, 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits. Default 10s.'),
     ),
+    requestTimeouts: Type.Optional(
+      desc(
+        Type.Object(
+          {
+            headers: Type.Optional(desc(Duration, 'Longest time a client may take to send the request line and headers (HTTP/1.1). Default 30s.')),
+            bodyIdle: Type.Optional(
+              desc(Duration, 'Longest silence while a client sends a request body; then 408 CW_REQUEST_TIMEOUT and the upstream request is aborted. Default 30s.'),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        'Bounds on slow clients, so a trickled request cannot hold a connection (or an upstream connection) for long.',
+      ),
+    ),
     accessLog: Type.Optional(
       desc(
         Type.Object(

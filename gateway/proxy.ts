@@ -467,7 +467,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
     const res = this.res;
     this.info.upstreamEnd = performance.now();
-    if (err === CLIENT_GONE || gone(res)) return;
+    if (err === CLIENT_GONE || gone(res) || res.writableEnded) return;
     if (err instanceof BodyTooLarge || (err as { cause?: unknown }).cause instanceof BodyTooLarge) {
       closeAfter(res);
       this.info.code = 'CW_BODY_TOO_LARGE';
@@ -482,6 +482,30 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 }
 
+/**
+ * A client that goes silent in the middle of its request body would hold the upstream
+ * connection it is streaming to: after `gateway.requestTimeouts.bodyIdle` of silence it gets a
+ * 408, the upstream request is aborted (destroying the body stream) and the connection closed.
+ * The timer stops once the body is complete: waiting for the upstream is not the client's fault.
+ */
+function watchBodyIdle(req: IncomingMessage, res: ServerResponse, rt: Runtime, requestId: string, info: RequestInfo): void {
+  const ms = rt.snapshot.gateway.bodyIdleTimeoutMs;
+  if (ms <= 0 || req.complete) return;
+  const onTimeout = () => {
+    if (req.complete) return;
+    info.code = 'CW_REQUEST_TIMEOUT';
+    closeAfter(res);
+    // Once the 408 is out, end the request stream: that aborts the upstream exchange.
+    res.once('finish', () => req.destroy());
+    sendError(res, 408, 'CW_REQUEST_TIMEOUT', GATEWAY_ERRORS.CW_REQUEST_TIMEOUT.message, requestId, rt.requestIdHeader);
+  };
+  req.setTimeout(ms, onTimeout);
+  req.once('end', () => {
+    req.setTimeout(0);
+    req.removeListener('timeout', onTimeout);
+  });
+}
+
 function forward(req: IncomingMessage, res: ServerResponse, rt: Runtime, m: Matched, ctx: PolicyContext | null, info: RequestInfo): void {
   const t = target(req, rt, m, ctx, false);
   if ('status' in t) {
@@ -494,6 +518,7 @@ function forward(req: IncomingMessage, res: ServerResponse, rt: Runtime, m: Matc
   const pool = endpoint.state.pool(backend.timeouts.connectMs, backend.spec.connections, backend.upstream.tls);
   const limit = ctx === null ? Infinity : ctx.maxBodyBytes;
   const body = !hasBody(req) ? null : limit === Infinity ? req : limitBody(req, limit);
+  if (body !== null) watchBodyIdle(req, res, rt, m.requestId, info);
   pool.dispatch(
     {
       path: t.path,

@@ -269,6 +269,12 @@ export class Gateway extends EventEmitter {
         } else {
           server = createHttpServer(handler);
         }
+        // A client must finish its request head in time (node checks every connectionsCheckingInterval).
+        const headersMs = this.runtime.snapshot.gateway.headersTimeoutMs;
+        if (headersMs > 0 && 'headersTimeout' in server) {
+          server.headersTimeout = headersMs;
+          if (server.requestTimeout !== 0 && server.requestTimeout < headersMs) server.requestTimeout = headersMs;
+        }
         // WebSocket upgrades are HTTP/1.1 (also on an HTTP/2 listener, over an http/1.1 connection).
         server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
           const current = this.runtime.snapshot.gateway.listeners[spec.index] ?? spec;
