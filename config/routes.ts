@@ -290,12 +290,57 @@ export function findShadowedRoutes(routes: RouteConfig[]): Array<{ index: number
 interface PathTable<R> {
   exact: Map<string, TableEntry<R>[]>;
   patterns: TableEntry<R>[]; // params then regex, in order
+  /**
+   * Patterns by the literal first path segment they require ("users" for /users/:id or
+   * ^/users/[0-9]+$), each list merged in order with the patterns that can match any first
+   * segment; a request only tries the list of its own first segment.
+   */
+  patternsBySegment: Map<string, TableEntry<R>[]>;
+  /** Patterns that do not pin their first segment (/:tenant/x, ^/(a|b)/): tried for every path. */
+  patternsAny: TableEntry<R>[];
   prefix: Map<string, TableEntry<R>[]>;
   hasRootPrefix: boolean;
 }
 
 function newTable<R>(): PathTable<R> {
-  return { exact: new Map(), patterns: [], prefix: new Map(), hasRootPrefix: false };
+  return { exact: new Map(), patterns: [], patternsBySegment: new Map(), patternsAny: [], prefix: new Map(), hasRootPrefix: false };
+}
+
+const SEGMENT_CHAR = /[A-Za-z0-9_~-]/;
+
+/**
+ * The first path segment every path a pattern matches must have, or null when that is not
+ * certain. Regexes count only when they are anchored (^/), have no alternation, and their
+ * first segment is plain literal characters followed by "/" or "$".
+ */
+export function requiredFirstSegment(path: PathSpec): string | null {
+  if (path.kind === 'params') {
+    const seg = path.value.split('/')[1] ?? '';
+    return seg === '' || seg.startsWith(':') ? null : seg;
+  }
+  if (path.kind !== 'regex') return null;
+  const src = path.value;
+  if (!src.startsWith('^/') || src.includes('|')) return null;
+  let i = 2;
+  while (i < src.length && SEGMENT_CHAR.test(src[i]!)) i++;
+  if (i === 2) return null;
+  const next = src[i];
+  if (next === '/' || (next === '$' && i === src.length - 1)) return src.slice(2, i);
+  return null;
+}
+
+/** Split a table's patterns by required first segment, keeping match order in every list. */
+function indexPatterns<R>(t: PathTable<R>): void {
+  const segs = new Map<TableEntry<R>, string | null>(t.patterns.map((e) => [e, requiredFirstSegment(e.path)]));
+  t.patternsAny = t.patterns.filter((e) => segs.get(e) === null);
+  for (const seg of new Set([...segs.values()].filter((x): x is string => x !== null))) {
+    t.patternsBySegment.set(seg, t.patterns.filter((e) => segs.get(e) === null || segs.get(e) === seg));
+  }
+}
+
+function firstSegment(path: string): string {
+  const end = path.indexOf('/', 1);
+  return end === -1 ? path.slice(1) : path.slice(1, end);
 }
 
 function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
@@ -316,7 +361,8 @@ function matchTable<R>(t: PathTable<R>, f: RequestFacts): RouteHit<R> | null {
   const path = f.path;
   const exact = firstPassing(t.exact.get(path), f);
   if (exact) return { route: exact.route, params: NO_PARAMS };
-  for (const e of t.patterns) {
+  const patterns = t.patternsBySegment.size === 0 ? t.patternsAny : (t.patternsBySegment.get(firstSegment(path)) ?? t.patternsAny);
+  for (const e of patterns) {
     const m = e.pathRegex!.exec(path);
     if (m === null || (e.test !== null && !e.test(f))) continue;
     if (e.path.kind === 'regex') return { route: e.route, params: NO_PARAMS };
@@ -370,6 +416,7 @@ export function buildRouteTable<R>(routes: readonly R[], matchOf: (r: R) => Matc
       if (e.path.value === '/') table.hasRootPrefix = true;
     } else table.patterns.push(e);
   }
+  for (const t of [...exactHosts.values(), ...wildcards.map((w) => w.table), ...(any ? [any] : [])]) indexPatterns(t);
   const anyTable = any;
   const hasHostTables = exactHosts.size > 0 || wildcards.length > 0;
   return {

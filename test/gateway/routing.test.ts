@@ -1,7 +1,7 @@
 import test from 'ava';
 import { compile } from '../../config/compile.ts';
 import type { ConfigModel, RouteConfig } from '../../config/model.ts';
-import { findShadowedRoutes, type RequestFacts } from '../../config/routes.ts';
+import { findShadowedRoutes, pathSpec, requiredFirstSegment, type RequestFacts } from '../../config/routes.ts';
 
 function table(routes: RouteConfig[]) {
   const model: ConfigModel = { upstreams: { a: { endpoints: ['http://127.0.0.1:1'] } }, routes };
@@ -130,4 +130,39 @@ test('shadowing: identical match, wider conditions first, identical param shapes
   t.deepEqual(findShadowedRoutes([r('a', { host: ['x.com', 'y.com'] }), r('b', { host: ['x.com', 'z.com'] })]), []);
   t.deepEqual(findShadowedRoutes([r('a', { regex: '^/a' }), r('b', { regex: '^/a' })]), [{ index: 1, by: 0 }]);
   t.deepEqual(findShadowedRoutes([r('a', {}), r('b', { prefix: '/' })]), [{ index: 1, by: 0 }]);
+});
+
+test('patterns are tried only for their first segment, in the same order as before', (t) => {
+  const s = table([
+    r('any-tenant', { path: '/:tenant/health' }),
+    r('users-id', { path: '/users/:id' }),
+    r('orders-id', { path: '/orders/:id' }),
+    r('users-digits', { regex: '^/users/[0-9]+/x$' }),
+    r('alt', { regex: '^/(users|orders)/export$' }),
+    r('loose', { regex: '^/usersx?/loose$' }),
+  ]);
+  t.is(hit(s, req('/users/7')), 'users-id');
+  t.is(hit(s, req('/orders/7')), 'orders-id');
+  t.is(hit(s, req('/users/health')), 'any-tenant', 'equally specific patterns keep file order, across first-segment lists too');
+  t.is(hit(s, req('/acme/health')), 'any-tenant');
+  t.is(hit(s, req('/users/12/x')), 'users-digits');
+  t.is(hit(s, req('/orders/export')), 'orders-id');
+  t.is(hit(s, req('/orders/export/')), null);
+  t.is(hit(s, req('/userx/loose')), null);
+  t.is(hit(s, req('/usersx/loose')), 'loose', 'a regex whose first segment is not a plain literal is tried for every path');
+  t.is(hit(s, req('/users/loose')), 'users-id');
+});
+
+test('requiredFirstSegment only pins what is certain', (t) => {
+  const seg = (m: RouteConfig['match']) => requiredFirstSegment(pathSpec(m));
+  t.is(seg({ path: '/users/:id' }), 'users');
+  t.is(seg({ path: '/:tenant/x' }), null);
+  t.is(seg({ regex: '^/api/v[0-9]+/' }), 'api');
+  t.is(seg({ regex: '^/api$' }), 'api');
+  t.is(seg({ regex: '^/api' }), null, 'could be /apix');
+  t.is(seg({ regex: '^/api(/.*)?$' }), null);
+  t.is(seg({ regex: '^/a|^/b/' }), null);
+  t.is(seg({ regex: '/api/' }), null, 'unanchored');
+  t.is(seg({ regex: '^/ap.i/' }), null);
+  t.is(seg({ prefix: '/api' }), null);
 });
