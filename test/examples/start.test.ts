@@ -31,6 +31,19 @@ function runStart(env: Record<string, string>): Demo {
   return { proc, output: () => out, exited };
 }
 
+/**
+ * Stop a demo that is still running (a failed test): SIGTERM first, so start.ts stops the
+ * children it runs in their own process groups (a SIGKILL would orphan them), then SIGKILL if it
+ * has not exited within 15 s.
+ */
+async function stopDemo(demo: Demo): Promise<void> {
+  if (demo.proc.exitCode !== null || demo.proc.signalCode !== null) return;
+  demo.proc.kill('SIGTERM');
+  const timer = setTimeout(() => demo.proc.kill('SIGKILL'), 15_000);
+  await demo.exited;
+  clearTimeout(timer);
+}
+
 /** Resolves true once `text` appears in the demo's output, false if it exits or 60s pass first. */
 async function waitFor(demo: Demo, text: string): Promise<boolean> {
   const deadline = Date.now() + 60_000;
@@ -55,7 +68,7 @@ test('a port already in use stops the demo before it starts anything, with a hin
     MONOLITH_PORT: String(taken),
     ORDERS_PORT: String(await freePort()),
   });
-  t.teardown(() => demo.proc.kill('SIGKILL'));
+  t.teardown(() => stopDemo(demo));
   t.is(await demo.exited, 1);
   t.regex(demo.output(), new RegExp(`port ${taken} \\(monolith\\) is already in use.*MONOLITH_PORT=`));
   t.notRegex(demo.output(), /\[monolith\]/);
@@ -63,7 +76,7 @@ test('a port already in use stops the demo before it starts anything, with a hin
 
 test('a bad port variable is refused', async (t) => {
   const demo = runStart({ CAUSEWAY_PORT: 'eighty' });
-  t.teardown(() => demo.proc.kill('SIGKILL'));
+  t.teardown(() => stopDemo(demo));
   t.is(await demo.exited, 1);
   t.regex(demo.output(), /CAUSEWAY_PORT must be a port number/);
 });
@@ -76,7 +89,7 @@ test('npm start: the whole demo through the gateway, then SIGTERM stops everythi
     ORDERS_PORT: await freePort(),
   };
   const demo = runStart(Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])));
-  t.teardown(() => demo.proc.kill('SIGKILL'));
+  t.teardown(() => stopDemo(demo));
   const up = await waitFor(demo, 'Ctrl-C stops everything');
   if (!up) t.log(demo.output());
   t.true(up, 'the banner appears');
