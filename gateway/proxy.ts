@@ -10,7 +10,7 @@ import type { Backend, CompiledRoute, HeaderOps, Snapshot } from '../config/comp
 import { normaliseHost, type RequestFacts, type RouteHit } from '../config/routes.ts';
 import { compileAddressMatcher } from '../config/cidr.ts';
 import { classifyUpstreamError, type PickedEndpoint, type UpstreamClient } from '../mesh/upstream.ts';
-import { newContext, type Chain, type PolicyContext, type PolicyResult, type Verdict } from '../plugins/policy.ts';
+import { isPromise, newContext, type Chain, type PolicyContext, type PolicyResult, type Verdict } from '../plugins/policy.ts';
 import type { PolicySet } from '../plugins/registry.ts';
 import { clientIdentity } from './client-cert.ts';
 import { errorBody, GATEWAY_ERRORS, sendError } from './errors.ts';
@@ -293,9 +293,6 @@ function sendVerdict(res: ServerResponse, req: IncomingMessage, v: Verdict, ctx:
   res.writeHead(r.status, r.headers);
   res.end(r.body);
 }
-
-const isPromise = (v: unknown): v is Promise<PolicyResult> =>
-  v !== null && typeof v === 'object' && typeof (v as { then?: unknown }).then === 'function';
 
 /** What is known about a request when it is done: for metrics and the access log. */
 export interface RequestInfo {

@@ -297,22 +297,24 @@ export class Gateway extends EventEmitter {
     return l;
   }
 
-  /** Metrics for a finished request. */
+  /** Metrics and the access log line for a finished request. */
   private requestDone(req: IncomingMessage, res: ServerResponse, info: RequestInfo): void {
+    const now = performance.now();
     const cl = req.headers['content-length'];
+    const requestBytes = cl === undefined ? 0 : Number(cl) || 0;
+    const status = res.headersSent ? res.statusCode : 0;
     this.metrics.observe({
       route: info.route,
       backend: info.backend,
       method: req.method ?? 'GET',
-      status: res.headersSent ? res.statusCode : 0,
-      seconds: (performance.now() - info.started) / 1000,
-      requestBytes: cl === undefined ? 0 : Number(cl) || 0,
+      status,
+      seconds: (now - info.started) / 1000,
+      requestBytes,
       responseBytes: info.responseBytes,
     });
     if (info.code !== '' && info.backend === '' && info.route !== '') this.metrics.policyDenied(info.route, info.code);
     const access = this.runtime.snapshot.gateway.accessLog;
     if (!access.enabled) return;
-    const status = res.headersSent ? res.statusCode : 0;
     // Sampling keeps every error line and a share of the successful ones.
     if (access.sample < 1 && status >= 200 && status < 400 && Math.random() >= access.sample) return;
     const url = req.url ?? '';
@@ -327,9 +329,9 @@ export class Gateway extends EventEmitter {
       backend: info.backend || undefined,
       status,
       code: info.code || undefined,
-      ms: Math.round((performance.now() - info.started) * 1000) / 1000,
-      upstreamMs: info.upstreamStart === 0 ? undefined : Math.round(((info.upstreamEnd || performance.now()) - info.upstreamStart) * 1000) / 1000,
-      requestBytes: Number(req.headers['content-length'] ?? 0) || 0,
+      ms: Math.round((now - info.started) * 1000) / 1000,
+      upstreamMs: info.upstreamStart === 0 ? undefined : Math.round(((info.upstreamEnd || now) - info.upstreamStart) * 1000) / 1000,
+      requestBytes,
       responseBytes: info.responseBytes,
       clientIp: info.clientIp || req.socket.remoteAddress,
       subject: info.subject || undefined,

@@ -8,7 +8,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { classifyUpstreamError, type UpstreamTlsOptions } from '../mesh/upstream.ts';
 import { rawErrorResponse } from './errors.ts';
 import { matchRequest, policyContext, target, verdictResponse, type Matched, type Runtime } from './proxy.ts';
-import type { PolicyContext, PolicyResult } from '../plugins/policy.ts';
+import { isPromise, type PolicyContext, type PolicyResult } from '../plugins/policy.ts';
 
 function headerBlock(headers: Record<string, string | string[]>): string {
   let out = '';
@@ -60,8 +60,8 @@ export function handleUpgrade(req: IncomingMessage, client: Duplex, head: Buffer
   };
   try {
     const r = chain(ctx);
-    if (r !== null && typeof (r as Promise<PolicyResult>).then === 'function') (r as Promise<PolicyResult>).then(done, failed);
-    else done(r as PolicyResult);
+    if (isPromise(r)) r.then(done, failed);
+    else done(r);
   } catch (err) {
     failed(err);
   }

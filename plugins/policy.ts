@@ -116,7 +116,8 @@ export function addResponseHeader(ctx: PolicyContext, name: string, value: strin
   (ctx.responseHeaders ??= []).push([name, value]);
 }
 
-const isPromise = (v: unknown): v is Promise<PolicyResult> =>
+/** Whether a policy (or chain) answered later rather than at once. */
+export const isPromise = (v: unknown): v is Promise<PolicyResult> =>
   v !== null && typeof v === 'object' && typeof (v as { then?: unknown }).then === 'function';
 
 /**
