@@ -1,5 +1,6 @@
 // `causeway gateway`: run the edge gateway until SIGTERM/SIGINT, reload on SIGHUP.
 import { ConfigError } from '../config/issues.ts';
+import { joinCluster, releaseChannel, runPrimary, workerCount, workerNumber } from '../gateway/cluster.ts';
 import { Gateway } from '../gateway/server.ts';
 
 /** Exit code after an uncaught exception (EX_SOFTWARE): the process state is unknown. */
@@ -30,12 +31,19 @@ function watchProcessErrors(getGateway: () => Gateway | null): { unhandledReject
   return counts;
 }
 
-export async function runGateway(opts: { config: string; logLevel: string; watch: boolean }): Promise<number> {
+export async function runGateway(opts: { config: string; logLevel: string; watch: boolean; workers?: number | null }): Promise<number> {
+  const worker = workerNumber();
+  if (worker === undefined) {
+    // An invalid config gives null here: the single-process start below reports it.
+    const count = await workerCount({ config: opts.config, workers: opts.workers ?? null });
+    if (count !== null && count > 1) return runPrimary({ ...opts, workers: opts.workers ?? null }, count);
+  }
   let gw: Gateway | null = null;
   const counts = watchProcessErrors(() => gw);
   try {
-    gw = await Gateway.start({ config: opts.config, logger: opts.logLevel, watch: opts.watch });
+    gw = await Gateway.start({ config: opts.config, logger: opts.logLevel, watch: opts.watch, ...(worker !== undefined ? { worker } : {}) });
   } catch (err) {
+    if (worker !== undefined) releaseChannel();
     if (err instanceof ConfigError) {
       console.error(`causeway: the config is invalid (${err.issues.length} error${err.issues.length === 1 ? '' : 's'}):\n${err.message}`);
     } else {
@@ -45,9 +53,13 @@ export async function runGateway(opts: { config: string; logLevel: string; watch
   }
   const running: Gateway = gw;
   running.processErrors = counts;
+  if (worker !== undefined) joinCluster(running);
   return new Promise<number>((resolveExit) => {
     let stopping = false;
     const stop = (signal: string) => {
+      // A worker gets Ctrl-C from the terminal and SIGTERM from the primary: one drain. The
+      // primary kills it if the drain takes too long.
+      if (stopping && worker !== undefined) return;
       if (stopping) {
         running.log.warn({ signal }, 'second signal: exiting now');
         process.exit(1);
@@ -64,6 +76,9 @@ export async function runGateway(opts: { config: string; logLevel: string; watch
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => void running.reload('SIGHUP'));
+    // In a cluster the primary passes SIGHUP on (a terminal's SIGHUP reaches the whole group).
+    process.on('SIGHUP', () => {
+      if (worker === undefined) void running.reload('SIGHUP');
+    });
   });
 }

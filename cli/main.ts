@@ -1,8 +1,16 @@
 #!/usr/bin/env node
 // The causeway command: parses flags and starts a role. Nothing else lives here.
-import { Command, CommanderError } from 'commander';
+import { availableParallelism } from 'node:os';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { runGateway } from './gateway.ts';
 import { runRoutes, runValidate } from './inspect.ts';
+
+function parseWorkers(value: string): number {
+  if (value === 'auto') return availableParallelism();
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new InvalidArgumentError('expected a whole number from 1 to 256, or "auto"');
+  return n;
+}
 
 const program = new Command();
 program
@@ -18,8 +26,9 @@ program
   .requiredOption('-c, --config <path>', 'config file or directory of files')
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
   .option('--no-watch', 'do not reload when the config files change (SIGHUP and POST /reload still do)')
-  .action(async (opts: { config: string; logLevel: string; watch: boolean }) => {
-    process.exitCode = await runGateway(opts);
+  .option('--workers <n>', 'worker processes sharing the listeners: a number or "auto" (one per core); overrides gateway.workers', parseWorkers)
+  .action(async (opts: { config: string; logLevel: string; watch: boolean; workers?: number }) => {
+    process.exitCode = await runGateway({ ...opts, workers: opts.workers ?? null });
   });
 
 program

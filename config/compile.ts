@@ -2,6 +2,7 @@
 // matchers, each route's backends, rewrites, header rules and timeouts resolved to plain
 // values and closures. Nothing on the request path looks anything up by name.
 import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { durationOr } from './duration.ts';
 import type { ConfigModel, HeaderRulesConfig, ListenerConfig, RouteConfig, TimeoutsConfig, TlsConfig, UpstreamConfig } from './model.ts';
 import { buildRouteTable, hostSpecs, type RequestFacts, type RouteHit, type RouteTable, type TableEntry } from './routes.ts';
@@ -149,6 +150,8 @@ export interface GatewaySettings {
   trustedProxies: string[];
   requestIdHeader: string;
   drainTimeoutMs: number;
+  /** Worker processes (gateway.workers; `auto` resolved to the core count). */
+  workers: number;
   accessLog: { enabled: boolean; sample: number };
   /** Client timeouts: request head (HTTP/1.1) and silence inside a request body. */
   headersTimeoutMs: number;
@@ -360,6 +363,7 @@ export function gatewaySettings(model: ConfigModel): GatewaySettings {
     trustedProxies: g.trustedProxies ?? [],
     requestIdHeader: (g.requestIdHeader ?? DEFAULTS.requestIdHeader).toLowerCase(),
     drainTimeoutMs: durationOr(g.drainTimeout, DEFAULTS.drainTimeoutMs),
+    workers: g.workers === 'auto' ? availableParallelism() : (g.workers ?? 1),
     accessLog: { enabled: g.accessLog?.enabled ?? true, sample: g.accessLog?.sample ?? 1 },
     headersTimeoutMs: durationOr(g.requestTimeouts?.headers, 30_000),
     bodyIdleTimeoutMs: durationOr(g.requestTimeouts?.bodyIdle, 30_000),

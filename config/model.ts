@@ -142,6 +142,12 @@ export const Gateway = Type.Object(
     drainTimeout: Type.Optional(
       desc(Duration, 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits. Default 10s.'),
     ),
+    workers: Type.Optional(
+      desc(
+        Type.Union([Type.Integer({ minimum: 1, maximum: 256 }), Type.Literal('auto')]),
+        'Worker processes sharing the listeners (node:cluster), each with its own state except Redis; `auto` is one per CPU core. The admin API stays one address and merges what the workers report. `causeway gateway --workers` overrides it. Read at start only. Default 1 (one process, no cluster).',
+      ),
+    ),
     requestTimeouts: Type.Optional(
       desc(
         Type.Object(

@@ -54,6 +54,12 @@ export const JwtPolicy = Type.Object(
       desc(Type.Record(HeaderName, Type.String({ minLength: 1 }), { additionalProperties: false }), 'Headers to send upstream from claims: `{x-user-id: sub, x-scopes: scope}`. Arrays are joined with spaces.'),
     ),
     maxTokenBytes: Type.Optional(desc(Type.Integer({ minimum: 256, maximum: 65536 }), 'Longest token accepted. Default 8192.')),
+    verifiedCache: Type.Optional(
+      desc(
+        Type.Integer({ minimum: 0, maximum: 1_000_000 }),
+        'How many verified tokens to remember, so a client sending the same token again skips the signature check (exp and nbf are checked on every request, and a token whose key left the key set is verified again). 0 turns the cache off. Default 10000.',
+      ),
+    ),
     jwks: Type.Optional(
       desc(
         Type.Object(

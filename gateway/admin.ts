@@ -11,6 +11,11 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
     return gw.metrics.text();
   });
 
+  // A cluster worker's metrics as JSON, for the primary to merge (gateway/cluster.ts).
+  if (gw.options.worker !== undefined) {
+    app.get('/metrics.json', async () => gw.metrics.registry.getMetricsAsJSON());
+  }
+
   app.get('/readyz', async (_req, reply) => {
     if (!gw.ready) return reply.code(503).send({ ready: false, reason: 'draining' });
     return { ready: true, version: gw.snapshot.version };

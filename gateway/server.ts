@@ -5,7 +5,8 @@ import { statSync, watch, type FSWatcher } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createSecureServer, type Http2Session } from 'node:http2';
-import type { AddressInfo, Socket } from 'node:net';
+import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { basename, dirname, resolve } from 'node:path';
@@ -34,6 +35,12 @@ export interface GatewayOptions {
   env?: Record<string, string | undefined>;
   /** A pino logger, or the level for a new one writing JSON to stdout ('silent' for none). Default info. */
   logger?: FastifyBaseLogger | string;
+  /**
+   * Set in a cluster worker (gateway/cluster.ts): its number, and the admin listener then binds
+   * 127.0.0.1 on a port of its own for the primary to ask (the config's admin.listen is the
+   * primary's).
+   */
+  worker?: number;
 }
 
 export type ReloadResult =
@@ -144,7 +151,9 @@ export class Gateway extends EventEmitter {
       }
       field = 'admin.listen';
       where = snapshot.admin;
-      await gw.admin.listen({ host: snapshot.admin.host, port: snapshot.admin.port });
+      if (options.worker === undefined) await gw.admin.listen({ host: snapshot.admin.host, port: snapshot.admin.port });
+      // exclusive: not a cluster-shared handle, so each worker has its own port.
+      else await gw.admin.listen({ host: '127.0.0.1', port: 0, exclusive: true });
     } catch (err) {
       await gw.close();
       const e = err as NodeJS.ErrnoException;
@@ -156,7 +165,7 @@ export class Gateway extends EventEmitter {
     const urls = gw.edges.map((_, i) => gw.url(i)).join(', ');
     gw.log.info(
       { version: snapshot.version, routes: snapshot.routes.length, address: gw.address(), admin: gw.adminAddress(), listeners: gw.edges.map((l, i) => ({ name: l.spec.name, url: gw.url(i), http2: l.spec.http2 !== null })) },
-      `causeway gateway listening on ${urls} (admin ${gw.adminUrl()})`,
+      options.worker === undefined ? `causeway gateway listening on ${urls} (admin ${gw.adminUrl()})` : `causeway worker ${options.worker} listening on ${urls}`,
     );
     return gw;
   }
@@ -497,12 +506,29 @@ export class Gateway extends EventEmitter {
     this.log.info({ inflight: this.inflight.size, drainTimeoutMs: deadline }, 'draining');
     for (const res of this.inflight) if (!res.headersSent) closeAfter(res);
     let drained = true;
+    let late = false;
     const timer = setTimeout(() => {
+      late = true;
       drained = false;
       this.log.warn({ inflight: this.inflight.size }, 'drain deadline passed; closing remaining connections');
       for (const l of this.edges) l.app.server.closeAllConnections();
     }, deadline);
     timer.unref();
+    // Stop accepting, but keep open keep-alive connections for a short grace: a client that
+    // sends its next request on one then gets an answer (with Connection: close) instead of a
+    // reset, which is what lets a rolling restart under load lose nothing. Idle connections
+    // still open after the grace are closed with the listener.
+    for (const l of this.edges) stopAccepting(l.app.server);
+    const grace = Math.min(DRAIN_IDLE_GRACE_MS, deadline);
+    const since = performance.now();
+    while (!late) {
+      if (this.inflight.size === 0) {
+        if (performance.now() - since >= grace) break;
+        const open = await Promise.all(this.edges.map((l) => openConnections(l.app.server)));
+        if (open.every((n) => n === 0)) break;
+      }
+      await delay(DRAIN_POLL_MS);
+    }
     await this.close();
     clearTimeout(timer);
     this.log.info({ drained }, 'stopped');
@@ -527,6 +553,22 @@ export class Gateway extends EventEmitter {
     await this.registry.close();
     await this.shared.close();
   }
+}
+
+const netServerClose = NetServer.prototype.close;
+
+/** How long a draining gateway keeps idle keep-alive connections open (at most drainTimeout). */
+const DRAIN_IDLE_GRACE_MS = 1000;
+const DRAIN_POLL_MS = 20;
+
+/** Close the listening socket only: open connections stay (http.Server#close would end the idle ones). */
+function stopAccepting(server: Server): void {
+  if (server.listening) netServerClose.call(server);
+  (server as { drainSessions?: () => void }).drainSessions?.();
+}
+
+function openConnections(server: Server): Promise<number> {
+  return new Promise((resolve) => server.getConnections((err, n) => resolve(err ? 0 : n)));
 }
 
 /** A child logger for a Fastify instance that only passes on warnings and errors. */
@@ -611,7 +653,13 @@ function trackConnections(server: ReturnType<typeof createSecureServer>): void {
       if (closing && n === 0) socket.destroySoon();
     });
   });
-  const s = server as unknown as { closeIdleConnections(): void; closeAllConnections(): void };
+  const s = server as unknown as { closeIdleConnections(): void; closeAllConnections(): void; drainSessions(): void };
+  // Drain: HTTP/2 sessions get their GOAWAY at once (streams in flight finish; the client opens
+  // new ones elsewhere); HTTP/1.1 connections close after their next response.
+  s.drainSessions = () => {
+    closing = true;
+    for (const session of sessions) session.close();
+  };
   s.closeIdleConnections = () => {
     closing = true;
     for (const session of sessions) session.close();
@@ -648,6 +696,7 @@ function listenerChanges(prev: GatewaySnapshot, next: GatewaySnapshot): string[]
     }
   }
   if (prev.admin.host !== next.admin.host || prev.admin.port !== next.admin.port) out.push('admin.listen');
+  if (prev.gateway.workers !== next.gateway.workers) out.push('gateway.workers');
   return out;
 }
 

@@ -169,6 +169,21 @@ function checkConfig(name: string, cfg: JwtPolicyConfig): void {
   }
 }
 
+const DEFAULT_VERIFIED_CACHE = 10_000;
+
+/** A token that passed every check, with what it gives each request that sends it. */
+interface VerifiedToken {
+  alg: string;
+  kid: string | undefined;
+  /** The key that verified it: the entry holds only while the key set still has this key. */
+  key: PublicKeyJwk | Uint8Array;
+  identity: Identity;
+  /** Claims forwarded upstream, already encoded. */
+  headers: Array<readonly [string, string]>;
+  exp: number;
+  nbf: number;
+}
+
 export async function compileJwt(name: string, cfg: JwtPolicyConfig, deps: PolicyDeps): Promise<CompiledPolicy> {
   checkConfig(name, cfg);
   const allowed = new Set<string>(cfg.algorithms);
@@ -211,12 +226,58 @@ export async function compileJwt(name: string, cfg: JwtPolicyConfig, deps: Polic
     return null;
   };
 
-  const verify = async (ctx: PolicyContext, token: string, keys: ReadonlyArray<PublicKeyJwk | Uint8Array>): Promise<PolicyResult> => {
+  // Verified tokens, by the token itself: a signature check (≈ 0.2 ms for RS256) per request
+  // becomes a map lookup for clients that send the same token again. A hit is used only while
+  // exp/nbf hold (with the skew) and while the key that verified it is still in the key set
+  // (rotation drops it); anything else is verified again. Oldest entries go first when full.
+  const cacheMax = cfg.verifiedCache ?? DEFAULT_VERIFIED_CACHE;
+  const cache = new Map<string, VerifiedToken>();
+  const skew = options.clockTolerance as number;
+
+  const remember = (token: string, header: { alg: string; kid: string | undefined }, key: PublicKeyJwk | Uint8Array, claims: JWTPayload, ctx: PolicyContext): void => {
+    if (cacheMax === 0 || ctx.identity === null || typeof claims.exp !== 'number') return;
+    if (cache.size >= cacheMax) cache.delete(cache.keys().next().value!);
+    const headers: Array<readonly [string, string]> = [];
+    for (const [header, claim] of forward) {
+      const v = claimHeaderValue(claimAt(claims, claim));
+      if (v !== null) headers.push([header, v]);
+    }
+    cache.set(token, {
+      alg: header.alg,
+      kid: header.kid,
+      key,
+      identity: ctx.identity,
+      headers,
+      exp: claims.exp,
+      nbf: typeof claims.nbf === 'number' ? claims.nbf : -Infinity,
+    });
+  };
+
+  /** The cached verdict for a token, or null when it must be verified (again). */
+  const recall = (ctx: PolicyContext, token: string): boolean => {
+    const hit = cache.get(token);
+    if (hit === undefined) return false;
+    const now = Date.now() / 1000;
+    if (now - skew < hit.exp && hit.nbf <= now + skew) {
+      const lookup = resolve(hit.kid, hit.alg);
+      if (!(lookup instanceof Promise) && 'keys' in lookup && lookup.keys.includes(hit.key)) {
+        ctx.identity = hit.identity;
+        for (let i = 0; i < hit.headers.length; i++) addUpstreamHeader(ctx, hit.headers[i]![0], hit.headers[i]![1]);
+        return true;
+      }
+    }
+    cache.delete(token);
+    return false;
+  };
+
+  const verify = async (ctx: PolicyContext, token: string, header: { alg: string; kid: string | undefined }, keys: ReadonlyArray<PublicKeyJwk | Uint8Array>): Promise<PolicyResult> => {
     let last: unknown;
     for (const key of keys) {
       try {
         const { payload } = await jwtVerify(token, key as JWK | Uint8Array, options);
-        return accept(ctx, payload);
+        const result = accept(ctx, payload);
+        if (result === null) remember(token, header, key, payload, ctx);
+        return result;
       } catch (err) {
         last = err;
         // without a kid several keys may fit: only a signature failure moves on to the next one
@@ -227,8 +288,8 @@ export async function compileJwt(name: string, cfg: JwtPolicyConfig, deps: Polic
     return fail(f.code, f.message);
   };
 
-  const withKeys = (ctx: PolicyContext, token: string, lookup: KeyLookup): PolicyResult | Promise<PolicyResult> =>
-    'fail' in lookup ? fail(lookup.fail, lookup.message) : verify(ctx, token, lookup.keys);
+  const withKeys = (ctx: PolicyContext, token: string, header: { alg: string; kid: string | undefined }, lookup: KeyLookup): PolicyResult | Promise<PolicyResult> =>
+    'fail' in lookup ? fail(lookup.fail, lookup.message) : verify(ctx, token, header, lookup.keys);
 
   return {
     name,
@@ -241,12 +302,13 @@ export async function compileJwt(name: string, cfg: JwtPolicyConfig, deps: Polic
       if (token.length > maxBytes || Buffer.byteLength(token, 'utf8') > maxBytes) {
         return fail('CW_AUTH_TOKEN_TOO_LARGE', `the token is larger than ${maxBytes} bytes`);
       }
+      if (cacheMax !== 0 && recall(ctx, token)) return null;
       const header = parseHeader(token);
       if (header === null) return fail('CW_AUTH_MALFORMED');
       if (!allowed.has(header.alg)) return fail('CW_AUTH_BAD_ALGORITHM');
       if (header.signature === '') return fail('CW_AUTH_MALFORMED');
       const lookup = resolve(header.kid, header.alg);
-      return lookup instanceof Promise ? lookup.then((l) => withKeys(ctx, token, l)) : withKeys(ctx, token, lookup);
+      return lookup instanceof Promise ? lookup.then((l) => withKeys(ctx, token, header, l)) : withKeys(ctx, token, header, lookup);
     },
   };
 }

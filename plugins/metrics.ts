@@ -135,6 +135,8 @@ export class Metrics {
       help: 'Seconds until a served certificate expires (negative once expired).',
       labelNames: ['listener', 'subject'],
       registers,
+      // With gateway.workers the primary merges the workers' metrics: the soonest expiry wins.
+      aggregator: 'min',
       collect() {
         this.reset();
         const now = Date.now();

@@ -393,6 +393,46 @@ test('key rotation: a new kid is picked up by a refetch; unknown kids refetch at
   t.is(await run(policy, bearer(await idp.sign())), null);
 });
 
+test('verified-token cache: a repeated token gets the same identity and headers; a key leaving the set ends its entry', async (t) => {
+  const { idp, policy } = await setup(t, { forward: { 'x-user-id': 'sub', 'x-org': 'org.id' } });
+  const token = await idp.sign({ org: { id: 'acme' } });
+  for (let i = 0; i < 3; i++) {
+    const ctx = bearer(token);
+    t.is(await run(policy, ctx), null);
+    t.like(ctx.identity, { kind: 'user', subject: 'user-1', method: 'jwt' });
+    t.deepEqual(ctx.upstreamHeaders, [
+      ['x-user-id', 'user-1'],
+      ['x-org', 'acme'],
+    ]);
+  }
+  // A tampered copy of a cached token is a different token: verified, and refused.
+  const [h, p, sig] = token.split('.');
+  const forged = `${h}.${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p!, 'base64url').toString()), sub: 'admin' })).toString('base64url')}.${sig}`;
+  assertFails(t, await run(policy, bearer(forged)), 'CW_AUTH_BAD_SIGNATURE');
+  // The IdP rotates its key away; a token with the new kid makes the gateway refetch.
+  await idp.rotate();
+  t.is(await run(policy, bearer(await idp.sign({ sub: 'new' }))), null);
+  t.is(idp.fetches, 2);
+  // The old token was cached, but its key is gone: refused like any token of an unknown key.
+  assertFails(t, await run(policy, bearer(token)), 'CW_AUTH_UNKNOWN_KEY');
+});
+
+test('verified-token cache: exp is checked on every use of a cached token; verifiedCache 0 turns the cache off', async (t) => {
+  const { idp, policy } = await setup(t, { clockSkew: '0s' });
+  // Valid for 1 to 2 more seconds (exp has a one-second resolution).
+  const exp = now() + 2;
+  const token = await idp.sign({ exp });
+  t.is(await run(policy, bearer(token)), null);
+  // Wait (on the clock, not a fixed time) until the token has expired, then use it again.
+  while (Date.now() / 1000 <= exp) await new Promise((r) => setTimeout(r, 50));
+  assertFails(t, await run(policy, bearer(token)), 'CW_AUTH_EXPIRED');
+
+  const off = await compileJwt('off', remoteConfig(idp, { verifiedCache: 0 }), makeDeps(t).deps);
+  const fresh = await idp.sign();
+  t.is(await run(off, bearer(fresh)), null);
+  t.is(await run(off, bearer(fresh)), null);
+});
+
 test('with no cooldown every unknown kid refetches', async (t) => {
   const { idp, policy } = await setup(t, { jwks: { cooldown: 0 } });
   await idp.waitForFetches(1); // the prefetch made at compile

@@ -1,0 +1,358 @@
+// `gateway.workers: N`: N gateway processes share the listeners through node:cluster.
+//
+// The primary runs no gateway. It forks the workers, restarts one that dies, drains them all on
+// SIGTERM/SIGINT, passes SIGHUP on as a reload, replaces them one at a time on SIGUSR2, and owns
+// the admin listener (admin.listen). Each worker is a whole Gateway with its own state (routes,
+// pools, in-memory rate limits: shared-nothing except Redis) and an admin listener of its own on
+// 127.0.0.1 at a port only the primary uses; the primary's admin API asks every worker and
+// merges the answers (metrics summed by prom-client's AggregatorRegistry, reload sent to all).
+import cluster, { type Worker } from 'node:cluster';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { pino } from 'pino';
+import { AggregatorRegistry, Gauge, Registry } from 'prom-client';
+import { request } from 'undici';
+import { compile } from '../config/compile.ts';
+import { loadConfig } from '../config/load.ts';
+import type { Gateway } from './server.ts';
+
+/** Messages between the primary and a worker (over the cluster IPC channel). */
+type WorkerMessage =
+  | { cw: 'ready'; admin: string; urls: string[]; address: AddressInfo }
+  | { cw: 'reload'; reason: string };
+
+/** How a worker that died during start-up is retried: longer waits while it keeps dying. */
+const RESTART_BACKOFF_MS = [100, 500, 1000, 2000, 5000, 10_000];
+
+interface WorkerState {
+  id: number;
+  worker: Worker;
+  /** The worker's own admin URL once it is ready. */
+  admin: string | null;
+  startedAt: number;
+  /** Replaced in a rolling restart or stopping: its exit is expected. */
+  retiring: boolean;
+}
+
+export interface PrimaryOptions {
+  config: string;
+  logLevel: string;
+  watch: boolean;
+  /** From --workers; else gateway.workers from the config. */
+  workers: number | null;
+}
+
+/** The worker count to run with: --workers, else gateway.workers, else 1. Null if the config is invalid (the caller reports it). */
+export async function workerCount(opts: { config: string; workers: number | null }): Promise<number | null> {
+  if (opts.workers !== null) return opts.workers;
+  const loaded = await loadConfig(opts.config);
+  if (!loaded.ok) return null;
+  return compile(loaded.model, loaded.sources, () => null).gateway.workers;
+}
+
+/** Run the primary until it is stopped; the exit code. */
+export async function runPrimary(opts: PrimaryOptions, count: number): Promise<number> {
+  const log = pino({ level: opts.logLevel, base: { pid: process.pid, role: 'primary' } }, pino.destination({ dest: 1, sync: false }));
+  const loaded = await loadConfig(opts.config);
+  if (!loaded.ok) {
+    // The workers would say the same; say it once.
+    console.error(`causeway: the config is invalid (${loaded.issues.length} error${loaded.issues.length === 1 ? '' : 's'})`);
+    return 1;
+  }
+  const settings = compile(loaded.model, loaded.sources, () => null);
+  const workers = new Map<number, WorkerState>();
+  let stopping = false;
+  let everReady = false;
+  let restarts = 0;
+  let failures = 0;
+  // Workers run this same command (process.argv, execArgv): CAUSEWAY_WORKER makes it a worker.
+  cluster.setupPrimary({});
+
+  const registry = new Registry();
+  new Gauge({
+    name: 'causeway_cluster_workers',
+    help: 'Worker processes of this gateway (gateway.workers), by state (ready, starting).',
+    labelNames: ['state'],
+    registers: [registry],
+    aggregator: 'first',
+    collect() {
+      let ready = 0;
+      for (const w of workers.values()) if (w.admin !== null) ready++;
+      this.set({ state: 'ready' }, ready);
+      this.set({ state: 'starting' }, workers.size - ready);
+    },
+  });
+  new Gauge({
+    name: 'causeway_cluster_worker_restarts',
+    help: 'Workers the primary started again after one exited unexpectedly.',
+    registers: [registry],
+    aggregator: 'first',
+    collect() {
+      this.set(restarts);
+    },
+  });
+
+  let resolveStarted!: (ok: boolean) => void;
+  const started = new Promise<boolean>((r) => (resolveStarted = r));
+  let resolveStopped!: () => void;
+  const allStopped = new Promise<void>((r) => (resolveStopped = r));
+
+  const spawn = (id: number): WorkerState => {
+    const worker = cluster.fork({ CAUSEWAY_WORKER: String(id) });
+    const state: WorkerState = { id, worker, admin: null, startedAt: Date.now(), retiring: false };
+    workers.set(worker.id, state);
+    worker.on('message', (msg: WorkerMessage) => {
+      if (msg?.cw !== 'ready') return;
+      state.admin = msg.admin;
+      failures = 0;
+      if (!everReady && [...workers.values()].filter((w) => w.admin !== null).length === count) {
+        everReady = true;
+        resolveStarted(true);
+        log.info(
+          { workers: count, urls: msg.urls, address: msg.address, admin: admin.server.address(), pids: [...workers.values()].map((w) => w.worker.process.pid) },
+          `causeway gateway listening on ${msg.urls.join(', ')} (admin ${adminUrl(admin)}) with ${count} workers`,
+        );
+      }
+    });
+    worker.on('exit', (code, signal) => {
+      workers.delete(worker.id);
+      if (workers.size === 0 && stopping) resolveStopped();
+      if (stopping || state.retiring) return;
+      if (!everReady) {
+        // A worker that cannot start (port in use, bad certificate…) will not start on a retry
+        // either: stop the rest and exit with its message (it printed it).
+        log.error({ worker: id, code, signal }, 'a worker failed to start; stopping');
+        resolveStarted(false);
+        return;
+      }
+      failures++;
+      restarts++;
+      const wait = RESTART_BACKOFF_MS[Math.min(failures - 1, RESTART_BACKOFF_MS.length - 1)]!;
+      log.warn({ worker: id, pid: worker.process.pid, exitCode: code, signal, restartInMs: wait, code: 'CW_WORKER_EXITED' }, 'a worker exited; starting another');
+      setTimeout(() => {
+        if (!stopping) spawn(id);
+      }, wait).unref();
+    });
+    return state;
+  };
+
+  /** Each ready worker's admin API answer for a path (the client's Authorization passed on). */
+  const askAll = async (method: 'GET' | 'POST', path: string, authorization: string | undefined) => {
+    const ready = [...workers.values()].filter((w) => w.admin !== null);
+    return Promise.all(
+      ready.map(async (w) => {
+        try {
+          const res = await request(`${w.admin}${path}`, {
+            method,
+            headers: authorization ? { authorization } : {},
+            headersTimeout: 10_000,
+            bodyTimeout: 10_000,
+          });
+          const text = await res.body.text();
+          return { worker: w, status: res.statusCode, contentType: String(res.headers['content-type'] ?? ''), text };
+        } catch (err) {
+          return { worker: w, status: 502, contentType: 'application/json', text: JSON.stringify({ error: { code: 'CW_WORKER_UNREACHABLE', message: (err as Error).message } }) };
+        }
+      }),
+    );
+  };
+
+  const admin: FastifyInstance = Fastify({ logger: false });
+  admin.get('/healthz', async () => ({ status: 'ok', workers: workers.size }));
+  admin.get('/readyz', async (_req, reply) => {
+    const ready = [...workers.values()].filter((w) => w.admin !== null).length;
+    if (stopping) return reply.code(503).send({ ready: false, reason: 'draining' });
+    if (ready === 0) return reply.code(503).send({ ready: false, reason: 'no worker is ready', workers: workers.size });
+    return { ready: true, workers: { ready, total: workers.size, configured: count } };
+  });
+  admin.get('/metrics', async (req, reply) => {
+    const answers = await askAll('GET', '/metrics.json', req.headers.authorization);
+    const bad = answers.find((a) => a.status !== 200);
+    if (bad) return passOn(reply, bad);
+    const parts = answers.map((a) => JSON.parse(a.text) as object[]);
+    parts.push(await registry.getMetricsAsJSON());
+    const merged = AggregatorRegistry.aggregate(parts);
+    reply.header('content-type', merged.contentType);
+    return merged.metrics();
+  });
+  admin.get('/config', async (req, reply) => {
+    const answers = await askAll('GET', '/config', req.headers.authorization);
+    const first = answers[0];
+    if (!first) return reply.code(503).send({ error: { code: 'CW_NO_WORKER', message: 'no worker is ready' } });
+    if (first.status !== 200) return passOn(reply, first);
+    const body = JSON.parse(first.text) as Record<string, unknown>;
+    const processErrors = { unhandledRejections: 0, uncaughtExceptions: 0 };
+    const versions = new Set<string>();
+    for (const a of answers) {
+      if (a.status !== 200) continue;
+      const b = JSON.parse(a.text) as { version: string; processErrors: typeof processErrors };
+      versions.add(b.version);
+      processErrors.unhandledRejections += b.processErrors.unhandledRejections;
+      processErrors.uncaughtExceptions += b.processErrors.uncaughtExceptions;
+    }
+    return {
+      ...body,
+      processErrors,
+      workers: {
+        configured: count,
+        restarts,
+        versions: [...versions],
+        list: [...workers.values()].map((w) => ({ worker: w.id, pid: w.worker.process.pid, ready: w.admin !== null, startedAt: new Date(w.startedAt).toISOString() })),
+      },
+    };
+  });
+  admin.post('/reload', async (req, reply) => {
+    const answers = await askAll('POST', '/reload', req.headers.authorization);
+    const failed = answers.find((a) => a.status !== 200);
+    if (failed) return passOn(reply, failed);
+    const first = answers[0];
+    if (!first) return reply.code(503).send({ error: { code: 'CW_NO_WORKER', message: 'no worker is ready' } });
+    return { ...(JSON.parse(first.text) as object), workers: answers.length };
+  });
+  admin.get('/.well-known/jwks.json', async (req, reply) => {
+    const answers = await askAll('GET', '/.well-known/jwks.json', req.headers.authorization);
+    const keys = new Map<string, unknown>();
+    for (const a of answers) {
+      if (a.status !== 200) continue;
+      for (const k of (JSON.parse(a.text) as { keys: Array<{ kid?: string }> }).keys) keys.set(k.kid ?? JSON.stringify(k), k);
+    }
+    reply.header('cache-control', 'max-age=60');
+    return { keys: [...keys.values()] };
+  });
+  // Everything else (the JSON API, the dashboard) is asked of one ready worker.
+  admin.all('/*', async (req, reply) => {
+    const one = [...workers.values()].find((w) => w.admin !== null);
+    if (!one) return reply.code(503).send({ error: { code: 'CW_NO_WORKER', message: 'no worker is ready' } });
+    const res = await request(`${one.admin}${req.url}`, {
+      method: req.method as 'GET',
+      headers: req.headers.authorization ? { authorization: req.headers.authorization } : {},
+      headersTimeout: 10_000,
+      bodyTimeout: 10_000,
+    });
+    const body = Buffer.from(await res.body.arrayBuffer());
+    reply.code(res.statusCode);
+    for (const h of ['content-type', 'cache-control', 'location']) if (res.headers[h] !== undefined) reply.header(h, res.headers[h]);
+    return reply.send(body);
+  });
+
+  try {
+    await admin.listen({ host: settings.admin.host, port: settings.admin.port });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    console.error(`causeway: cannot listen on ${settings.admin.host}:${settings.admin.port} (admin.listen): ${e.code === 'EADDRINUSE' ? 'the address is already in use' : e.message}`);
+    return 1;
+  }
+
+  for (let i = 1; i <= count; i++) spawn(i);
+
+  const stopAll = async (signal: NodeJS.Signals): Promise<number> => {
+    stopping = true;
+    log.info({ signal, workers: workers.size }, 'shutting down: draining every worker');
+    if (workers.size === 0) resolveStopped();
+    const codes: number[] = [];
+    for (const w of workers.values()) {
+      w.worker.once('exit', (code) => codes.push(code ?? 1));
+      w.worker.process.kill('SIGTERM');
+    }
+    // The workers drain within drainTimeout; past it (and a margin) they are killed.
+    const deadline = delay(settings.gateway.drainTimeoutMs + 5000, 'late' as const, { ref: false });
+    if ((await Promise.race([allStopped.then(() => 'done' as const), deadline])) === 'late') {
+      log.error({ workers: workers.size }, 'workers did not stop in time; killing them');
+      for (const w of workers.values()) w.worker.process.kill('SIGKILL');
+      await allStopped;
+      codes.push(1);
+    }
+    await admin.close();
+    log.info({}, 'stopped');
+    return codes.every((c) => c === 0) ? 0 : 1;
+  };
+
+  /** SIGUSR2: replace the workers one at a time, each after its successor is ready. */
+  let rolling = false;
+  const rollingRestart = async () => {
+    if (rolling || stopping) return;
+    rolling = true;
+    log.info({ workers: workers.size }, 'rolling restart');
+    for (const old of [...workers.values()]) {
+      if (stopping) break;
+      const next = spawn(old.id);
+      while (next.admin === null && workers.has(next.worker.id) && !stopping) await delay(20);
+      if (!workers.has(next.worker.id)) {
+        log.error({ worker: old.id }, 'rolling restart: the new worker did not start; keeping the old one');
+        break;
+      }
+      old.retiring = true;
+      const exited = new Promise((r) => old.worker.once('exit', r));
+      old.worker.process.kill('SIGTERM');
+      await exited;
+    }
+    rolling = false;
+    log.info({ workers: workers.size }, 'rolling restart done');
+  };
+
+  return new Promise<number>((resolveExit) => {
+    let stopRequested = false;
+    const onStop = (signal: NodeJS.Signals) => {
+      if (stopRequested) {
+        log.warn({ signal }, 'second signal: killing the workers now');
+        for (const w of workers.values()) w.worker.process.kill('SIGKILL');
+        process.exit(1);
+      }
+      stopRequested = true;
+      void stopAll(signal).then(resolveExit);
+    };
+    process.on('SIGTERM', () => onStop('SIGTERM'));
+    process.on('SIGINT', () => onStop('SIGINT'));
+    process.on('SIGHUP', () => {
+      for (const w of workers.values()) w.worker.send({ cw: 'reload', reason: 'SIGHUP' } satisfies WorkerMessage);
+    });
+    process.on('SIGUSR2', () => void rollingRestart());
+    void started.then(async (ok) => {
+      if (ok || stopRequested) return;
+      stopRequested = true;
+      await stopAll('SIGTERM');
+      resolveExit(1);
+    });
+  });
+}
+
+/** In a worker: tell the primary where its admin API is, and take reloads from it. */
+export function joinCluster(gw: Gateway): void {
+  const send = process.send?.bind(process);
+  if (!send) return;
+  process.on('message', (msg: WorkerMessage) => {
+    if (msg?.cw === 'reload') void gw.reload(msg.reason);
+  });
+
+  releaseChannel();
+  const urls = gw.listenerInfo().map((l) => l.url);
+  send({ cw: 'ready', admin: gw.adminUrl(), urls, address: gw.address() } satisfies WorkerMessage);
+}
+
+/** The worker number in a cluster worker, else undefined. */
+export function workerNumber(): number | undefined {
+  if (cluster.isPrimary) return undefined;
+  const n = Number(process.env.CAUSEWAY_WORKER);
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+/**
+ * The channel to the primary must not keep a worker alive: once started (or failed), a worker
+ * exits like a single gateway when its listeners are closed. (Until then the channel must hold
+ * the process: a worker's listen() waits for the primary's answer.)
+ */
+export function releaseChannel(): void {
+  (process.channel as { unref?: () => void } | undefined)?.unref?.();
+}
+
+function adminUrl(app: FastifyInstance): string {
+  const a = app.server.address();
+  if (a === null || typeof a === 'string') return String(a);
+  return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+}
+
+function passOn(reply: FastifyReply, a: { status: number; contentType: string; text: string }): FastifyReply {
+  return reply.code(a.status).header('content-type', a.contentType).send(a.text);
+}
+
