@@ -291,56 +291,108 @@ interface PathTable<R> {
   exact: Map<string, TableEntry<R>[]>;
   patterns: TableEntry<R>[]; // params then regex, in order
   /**
-   * Patterns by the literal first path segment they require ("users" for /users/:id or
-   * ^/users/[0-9]+$), each list merged in order with the patterns that can match any first
-   * segment; a request only tries the list of its own first segment.
+   * Patterns indexed by the literal leading path segments they require (api, v1, users for
+   * /api/v1/users/:id or ^/api/v1/users/[0-9]+$). A request walks the trie down its own
+   * segments as far as it goes and tries only that node's list: the patterns pinned there or
+   * above (the root holds those that pin nothing), in match order.
    */
-  patternsBySegment: Map<string, TableEntry<R>[]>;
-  /** Patterns that do not pin their first segment (/:tenant/x, ^/(a|b)/): tried for every path. */
-  patternsAny: TableEntry<R>[];
+  patternTrie: PatternNode<R>;
   prefix: Map<string, TableEntry<R>[]>;
   hasRootPrefix: boolean;
 }
 
+interface PatternNode<R> {
+  children: Map<string, PatternNode<R>> | null;
+  /** The patterns a path reaching this node (and no deeper) can match, in match order. */
+  list: TableEntry<R>[];
+}
+
 function newTable<R>(): PathTable<R> {
-  return { exact: new Map(), patterns: [], patternsBySegment: new Map(), patternsAny: [], prefix: new Map(), hasRootPrefix: false };
+  return { exact: new Map(), patterns: [], patternTrie: { children: null, list: [] }, prefix: new Map(), hasRootPrefix: false };
 }
 
 const SEGMENT_CHAR = /[A-Za-z0-9_~-]/;
+const QUANTIFIER = /[?*+{]/;
 
 /**
- * The first path segment every path a pattern matches must have, or null when that is not
- * certain. Regexes count only when they are anchored (^/), have no alternation, and their
- * first segment is plain literal characters followed by "/" or "$".
+ * The literal leading path segments every path a pattern matches must have (possibly none).
+ * A `:param` pattern pins its segments up to the first parameter. A regex pins only what is
+ * certain: it must be anchored (^/) and free of alternation, and a segment counts when it is
+ * plain literal characters followed by an unquantified "/" or by the final "$".
  */
-export function requiredFirstSegment(path: PathSpec): string | null {
+export function requiredSegments(path: PathSpec): string[] {
   if (path.kind === 'params') {
-    const seg = path.value.split('/')[1] ?? '';
-    return seg === '' || seg.startsWith(':') ? null : seg;
+    const out: string[] = [];
+    for (const seg of path.value.split('/').slice(1)) {
+      if (seg === '' || seg.startsWith(':')) break;
+      out.push(seg);
+    }
+    return out;
   }
-  if (path.kind !== 'regex') return null;
+  if (path.kind !== 'regex') return [];
   const src = path.value;
-  if (!src.startsWith('^/') || src.includes('|')) return null;
+  if (!src.startsWith('^/') || src.includes('|')) return [];
+  const out: string[] = [];
   let i = 2;
-  while (i < src.length && SEGMENT_CHAR.test(src[i]!)) i++;
-  if (i === 2) return null;
-  const next = src[i];
-  if (next === '/' || (next === '$' && i === src.length - 1)) return src.slice(2, i);
-  return null;
-}
-
-/** Split a table's patterns by required first segment, keeping match order in every list. */
-function indexPatterns<R>(t: PathTable<R>): void {
-  const segs = new Map<TableEntry<R>, string | null>(t.patterns.map((e) => [e, requiredFirstSegment(e.path)]));
-  t.patternsAny = t.patterns.filter((e) => segs.get(e) === null);
-  for (const seg of new Set([...segs.values()].filter((x): x is string => x !== null))) {
-    t.patternsBySegment.set(seg, t.patterns.filter((e) => segs.get(e) === null || segs.get(e) === seg));
+  for (;;) {
+    const start = i;
+    while (i < src.length && SEGMENT_CHAR.test(src[i]!)) i++;
+    if (i === start) return out;
+    const next = src[i];
+    if (next === '$' && i === src.length - 1) {
+      out.push(src.slice(start, i));
+      return out;
+    }
+    if (next !== '/' || QUANTIFIER.test(src[i + 1] ?? '')) return out;
+    out.push(src.slice(start, i));
+    i++;
   }
 }
 
-function firstSegment(path: string): string {
-  const end = path.indexOf('/', 1);
-  return end === -1 ? path.slice(1) : path.slice(1, end);
+/** The first required segment (see requiredSegments), or null. */
+export function requiredFirstSegment(path: PathSpec): string | null {
+  return requiredSegments(path)[0] ?? null;
+}
+
+/** Build the pattern trie of a table, keeping match order in every list. */
+function indexPatterns<R>(t: PathTable<R>): void {
+  const root: PatternNode<R> = { children: null, list: [] };
+  const pinned = new Map<TableEntry<R>, PatternNode<R>>();
+  for (const e of t.patterns) {
+    let node = root;
+    for (const seg of requiredSegments(e.path)) {
+      node.children ??= new Map();
+      let child = node.children.get(seg);
+      if (child === undefined) node.children.set(seg, (child = { children: null, list: [] }));
+      node = child;
+    }
+    pinned.set(e, node);
+  }
+  // Each node's list: the patterns pinned at it or at an ancestor, in table order.
+  const fill = (node: PatternNode<R>, path: Set<PatternNode<R>>): void => {
+    path.add(node);
+    node.list = t.patterns.filter((e) => path.has(pinned.get(e)!));
+    for (const child of node.children?.values() ?? []) fill(child, path);
+    path.delete(node);
+  };
+  fill(root, new Set());
+  t.patternTrie = root;
+}
+
+/** The list of the deepest trie node the path's leading segments reach. */
+function patternsFor<R>(root: PatternNode<R>, path: string): TableEntry<R>[] {
+  let node = root;
+  let start = 1;
+  while (node.children !== null) {
+    let end = path.indexOf('/', start);
+    if (end === -1) end = path.length;
+    const child = node.children.get(path.slice(start, end));
+    if (child === undefined) break;
+    node = child;
+    if (end === path.length) break;
+    start = end + 1;
+  }
+  return node.list;
 }
 
 function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
@@ -361,7 +413,7 @@ function matchTable<R>(t: PathTable<R>, f: RequestFacts): RouteHit<R> | null {
   const path = f.path;
   const exact = firstPassing(t.exact.get(path), f);
   if (exact) return { route: exact.route, params: NO_PARAMS };
-  const patterns = t.patternsBySegment.size === 0 ? t.patternsAny : (t.patternsBySegment.get(firstSegment(path)) ?? t.patternsAny);
+  const patterns = patternsFor(t.patternTrie, path);
   for (const e of patterns) {
     const m = e.pathRegex!.exec(path);
     if (m === null || (e.test !== null && !e.test(f))) continue;

@@ -1,7 +1,8 @@
 import test from 'ava';
+import fc from 'fast-check';
 import { compile } from '../../config/compile.ts';
 import type { ConfigModel, RouteConfig } from '../../config/model.ts';
-import { findShadowedRoutes, pathSpec, requiredFirstSegment, type RequestFacts } from '../../config/routes.ts';
+import { findShadowedRoutes, pathSpec, requiredFirstSegment, requiredSegments, type RequestFacts } from '../../config/routes.ts';
 
 function table(routes: RouteConfig[]) {
   const model: ConfigModel = { upstreams: { a: { endpoints: ['http://127.0.0.1:1'] } }, routes };
@@ -165,4 +166,68 @@ test('requiredFirstSegment only pins what is certain', (t) => {
   t.is(seg({ regex: '/api/' }), null, 'unanchored');
   t.is(seg({ regex: '^/ap.i/' }), null);
   t.is(seg({ prefix: '/api' }), null);
+  t.is(seg({ regex: '^/api/?x' }), null, 'an optional slash: /apix matches');
+});
+
+test('requiredSegments pins every certain leading segment', (t) => {
+  const segs = (m: RouteConfig['match']) => requiredSegments(pathSpec(m));
+  t.deepEqual(segs({ path: '/api/v1/users/:id' }), ['api', 'v1', 'users']);
+  t.deepEqual(segs({ path: '/api/:v/users/:id' }), ['api']);
+  t.deepEqual(segs({ regex: '^/api/v1/users/[0-9]+$' }), ['api', 'v1', 'users']);
+  t.deepEqual(segs({ regex: '^/api/v1/users$' }), ['api', 'v1', 'users']);
+  t.deepEqual(segs({ regex: '^/api/v1/?users' }), ['api'], 'v1 is followed by an optional slash');
+  t.deepEqual(segs({ regex: '^/api/v1/*x' }), ['api']);
+  t.deepEqual(segs({ regex: '^/api/v1s?/x' }), ['api']);
+  t.deepEqual(segs({ regex: '^/api/v1/users' }), ['api', 'v1'], 'users could be usersx');
+  t.deepEqual(segs({ regex: '^/api/v1/(a|b)/' }), [], 'alternation anywhere: nothing pinned');
+});
+
+test('deep pattern index: a path only tries patterns its segments reach, in the same order as a scan', (t) => {
+  const routes = [
+    r('tenant', { path: '/:tenant/v1/users/:id' }),
+    r('v1-users', { path: '/api/v1/users/:id' }),
+    r('v1-any', { regex: '^/api/v1/[a-z]+/[0-9]+$' }),
+    r('v2-users', { path: '/api/v2/users/:id' }),
+    r('api-any', { path: '/api/:version/users/:id' }),
+    r('opt-slash', { regex: '^/api/v1/?x$' }),
+  ];
+  // Equally specific (two literal segments each): file order, though one is pinned at the root.
+  t.is(hit(table([routes[0]!, routes[4]!]), req('/api/v1/users/7')), 'tenant');
+  t.is(hit(table([routes[4]!, routes[0]!]), req('/api/v1/users/7')), 'api-any');
+  // More literal segments first, as in a scan.
+  t.is(hit(table(routes), req('/api/v1/users/7')), 'v1-users');
+  const s2 = table(routes.slice(1));
+  t.is(hit(s2, req('/api/v1/users/7')), 'v1-users');
+  t.is(hit(s2, req('/api/v1/items/7')), 'v1-any');
+  t.is(hit(s2, req('/api/v2/users/7')), 'v2-users');
+  t.is(hit(s2, req('/api/v3/users/7')), 'api-any');
+  t.is(hit(s2, req('/api/v1x')), 'opt-slash', 'a path that leaves the trie early still tries patterns pinned above');
+  t.is(hit(s2, req('/api/v1/x')), 'opt-slash');
+  t.is(hit(s2, req('/api/v1/users/7/')), null);
+  t.is(hit(s2, req('/api')), null);
+});
+
+test('property: the pattern index finds the same route as scanning every pattern in match order', (t) => {
+  const seg = fc.constantFrom('api', 'v1', 'v2', 'users', 'x', 'a-b');
+  const param = fc.constantFrom(':id', ':v', ':tenant');
+  const paramsPath = fc.array(fc.oneof(seg, param), { minLength: 1, maxLength: 5 }).map((s) => `/${s.join('/')}`);
+  const regexPath = fc
+    .tuple(fc.array(seg, { minLength: 0, maxLength: 3 }), fc.constantFrom('[0-9]+$', '[a-z]+/[0-9]+$', '?x$', '$', '/?users$', '(a|b)$', 'v?1/x$'))
+    .map(([s, tail]) => `^/${s.map((x) => `${x}/`).join('')}${tail}`);
+  const route = fc.oneof(paramsPath.map((path) => ({ path })), regexPath.map((regex) => ({ regex })));
+  const reqPath = fc.array(fc.constantFrom('api', 'v1', 'v2', 'users', 'x', 'a-b', '7', 'a', 'b', 'v', 'apix'), { minLength: 0, maxLength: 6 }).map((s) => `/${s.join('/')}`);
+  fc.assert(
+    fc.property(fc.array(route, { minLength: 1, maxLength: 12 }), fc.array(reqPath, { minLength: 1, maxLength: 20 }), (matches, paths) => {
+      const s = table(matches.map((m, i) => r(`r${i}`, m)));
+      for (const path of paths) {
+        const f = req(path);
+        const pathMatches = (e: (typeof s.table)[number]) => (e.path.kind === 'exact' ? e.path.value === path : e.pathRegex!.exec(path) !== null);
+        const scan = s.table.find((e) => pathMatches(e) && (e.test === null || e.test(f)));
+        if ((s.match(f)?.route.name ?? null) !== (scan?.route.name ?? null)) return false;
+      }
+      return true;
+    }),
+    { numRuns: 300 },
+  );
+  t.pass();
 });
