@@ -1,6 +1,7 @@
 // The Redis connection behind shared rate limits: one ioredis client per URL, kept across reloads
 // in SharedResources, configured to fail fast while Redis is away and to reconnect forever.
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
 import { durationOr } from '../config/duration.ts';
 import type { RedisConfig } from '../config/policy-model.ts';
 import type { PolicyLogger, SharedResources } from './policy.ts';
@@ -19,6 +20,14 @@ interface ClientInfo {
 
 const info = new WeakMap<Redis, ClientInfo>();
 
+// ioredis is loaded on first use only: a gateway without Redis does not carry it (≈ 20 MB of
+// resident memory per process).
+const requireCjs = createRequire(import.meta.url);
+let RedisClass: typeof Redis | null = null;
+function redisClass(): typeof Redis {
+  return (RedisClass ??= (requireCjs('ioredis') as typeof import('ioredis')).Redis);
+}
+
 /** The URL's host, port and database, never its user or password. */
 export function redisAddress(url: string): string {
   try {
@@ -34,7 +43,7 @@ export function redisAddress(url: string): string {
 export function sharedRedis(shared: SharedResources, cfg: RedisConfig, log: PolicyLogger): Redis {
   const timeout = durationOr(cfg.timeout, DEFAULT_REDIS_TIMEOUT_MS);
   const client = shared.get(`redis:${cfg.url}`, () => {
-    const c = new Redis(cfg.url, {
+    const c = new (redisClass())(cfg.url, {
       // Every command gets at most `timeout`; while disconnected, commands fail at once instead of
       // queueing, and commands in flight when the connection drops are failed, not replayed.
       commandTimeout: timeout,
