@@ -270,6 +270,27 @@ async function main(): Promise<number> {
     await gateway('cw-5-policies', 'Causeway gateway, 5 policies (cors, methods, jwt, authz, rate limit)', { kind: 'policies', set: 'five' }, bearer);
     await gateway('cw-100-routes', 'Causeway gateway, 100 routes', { kind: 'routes', count: 100 });
     await gateway('cw-1000-routes', 'Causeway gateway, 1000 routes', { kind: 'routes', count: 1000 });
+    // Workers: the plain route with 1 and with 2 worker processes, neither pinned, so both share
+    // the machine's two cores with wrk and the upstream (the only way to give a second worker a
+    // core of its own here). Their ratio is what a second worker buys on this machine.
+    const unpinned = (id: string, label: string, workers: number): Promise<void> =>
+      start(
+        { id, label, kind: 'causeway' },
+        async (port) => {
+          const adminPort = await freePort();
+          adminPorts.set(id, adminPort);
+          const conf = gatewayConf(join(tmp, 'gateways'), id, port, adminPort, upstreamPort, { kind: 'plain' }, jwt);
+          return startProcess(id, process.execPath, [gatewayMain, 'gateway', '-c', conf, '--no-watch', '--workers', String(workers)], {
+            cwd: root,
+            env: { ...process.env, ...jwt.env, NODE_ENV: 'production' },
+            logFile: join(tmp, `${id}.log`),
+          });
+        },
+        [],
+        workers > 1,
+      );
+    await unpinned('cw-1w-shared', 'Causeway gateway, 1 worker, not pinned (shares both cores with wrk)', 1);
+    await unpinned('cw-2w-shared', 'Causeway gateway, 2 workers, not pinned (shares both cores with wrk)', 2);
 
     const largeIds = new Set(['direct', 'nginx', 'haproxy', 'undici', 'fastify', 'cw-plain']);
     const latencyIds = new Set(['direct', 'nginx', 'haproxy', 'undici', 'fastify', 'cw-plain', 'cw-jwt-rl']);

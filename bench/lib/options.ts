@@ -35,7 +35,8 @@ export const HELP = `npm run bench -- [options]
   --latency-connections N keep-alive connections of the open-loop generator (default 16)
   --jwt RS256|HS256       JWT algorithm of the policy routes (default RS256 with a local JWKS file)
   --only a,b,...          only these targets (ids: direct, nginx, haproxy, undici, fastify,
-                          cw-plain, cw-jwt-rl, cw-5-policies, cw-100-routes, cw-1000-routes)
+                          cw-plain, cw-jwt-rl, cw-5-policies, cw-100-routes, cw-1000-routes,
+                          cw-1w-shared, cw-2w-shared)
   --no-throughput         skip wrk measurements
   --no-latency            skip fixed-rate measurements
   --no-pin                do not pin processes to cores with taskset

@@ -127,7 +127,7 @@ export function renderMarkdown(r: Results): string {
 
   // Throughput.
   const peers = ['direct', 'nginx', 'haproxy', 'undici', 'fastify'];
-  const order = [...peers, 'cw-plain', 'cw-jwt-rl', 'cw-5-policies', 'cw-100-routes', 'cw-1000-routes'].filter(has);
+  const order = [...peers, 'cw-plain', 'cw-jwt-rl', 'cw-5-policies', 'cw-100-routes', 'cw-1000-routes', 'cw-1w-shared', 'cw-2w-shared'].filter(has);
   if (Object.keys(s.rps).length > 0) {
     out.push(`## Throughput at saturation (wrk -t1 -c${o.wrkConnections}, ${o.throughputSeconds} s per round after ${o.warmupSeconds} s of warm-up, ~100-byte JSON body)`);
     out.push('');
@@ -204,6 +204,15 @@ export function renderMarkdown(r: Results): string {
       if (has('cw-5-policies')) out.push(`| 5: cors, methods, jwt, authz, rateLimit | ${fmtInt(rps('cw-5-policies'))} | ${fmtRatio(rps('cw-5-policies') / plain)} |`);
       out.push('');
     }
+    if (has('cw-1w-shared') && has('cw-2w-shared')) {
+      out.push('Workers (the plain route; neither gateway pinned, so wrk, the upstream and the workers share both cores; peak RSS of the 2-worker gateway is one worker\'s):');
+      out.push('');
+      out.push('| workers | req/s | × 1 worker |');
+      out.push('| ---: | ---: | ---: |');
+      out.push(`| 1 | ${fmtInt(rps('cw-1w-shared'))} | 1.00× |`);
+      out.push(`| 2 | ${fmtInt(rps('cw-2w-shared'))} | ${fmtRatio(rps('cw-2w-shared') / rps('cw-1w-shared'))} |`);
+      out.push('');
+    }
     const bodyIds = order.filter((id) => r.throughput[`${id}|large`]);
     if (bodyIds.length > 0) {
       out.push('Response body size (100 B vs a 64 KiB static file from the same upstream):');
@@ -253,7 +262,12 @@ export function renderMarkdown(r: Results): string {
     ['Sidecar RSS under 1000 req/s', '≤ 60 MB', 'the sidecar does not exist yet', null],
     ['Gateway peak RSS (plain route, after all rounds)', '≤ 120 MB', gwMem === undefined ? '—' : `${(gwMem / 1024).toFixed(0)} MiB (${((gwMem * 1024) / 1e6).toFixed(0)} MB)`, gwMem === undefined ? null : (gwMem * 1024) / 1e6 <= 120],
     ['1000 routes vs 1 route', '≥ 0.90× (≤ 10% cost)', fmtRatio(rps('cw-1000-routes') / rps('cw-plain')), check(rps('cw-1000-routes') / rps('cw-plain'), (v) => v >= 0.9)],
-    ['2 workers vs 1 worker', '≥ 1.7×', '`workers` does not exist yet', null],
+    [
+      '2 workers vs 1 worker (load generator elsewhere)',
+      '≥ 1.7×',
+      `${fmtRatio(rps('cw-2w-shared') / rps('cw-1w-shared'))} with wrk and the upstream on the same 2 cores (no core to spare here)`,
+      null,
+    ],
   ];
   out.push('## Issue #9 targets');
   out.push('');
@@ -270,7 +284,9 @@ export function renderMarkdown(r: Results): string {
       `- **${!metricsOn && !accessOn ? 'Metrics and access log' : !metricsOn ? 'Metrics' : 'Access log'}** on the policy route: not present in the gateway build measured (see "What the Causeway targets ran"), so the "JWT + rate limit" target is measured without ${!metricsOn && !accessOn ? 'them' : 'it'}.`,
     );
   }
-  out.push('- **Workers** (`workers: N`): not implemented yet; every target here is one process / worker / thread.');
+  out.push(
+    '- **Workers with the load generator on another machine**: this machine has 2 cores, so `cw-2w-shared` vs `cw-1w-shared` measures the workers with wrk and the upstream on the same cores; every other target is one process / worker / thread pinned to core 0.',
+  );
   for (const sk of r.skipped) out.push(`- **${sk.id}**: skipped, ${sk.why}.`);
   out.push('');
   out.push('## Setup');
