@@ -18,6 +18,13 @@ export const DEFAULTS = {
   idleTimeoutMs: 60_000,
   connections: 128,
   ejectForMs: 5_000,
+  maxPending: 1024,
+  retryAttempts: 2,
+  retryOn: ['connect-failure', 'reset'] as const,
+  retryBudgetRatio: 0.2,
+  retryBudgetMinPerSecond: 10,
+  maxConnections: 10_000,
+  maxHeaders: 100,
   tlsMinVersion: 'TLSv1.2',
   tlsMaxVersion: 'TLSv1.3',
   /** Mozilla "intermediate" (TLS 1.2 part; the TLS 1.3 suites are always on). */
@@ -47,6 +54,18 @@ export interface UpstreamTlsSpec {
   insecureSkipVerify: boolean;
 }
 
+/** Retries of an upstream (attempts 0: none). */
+export interface RetrySpec {
+  attempts: number;
+  connectFailure: boolean;
+  reset: boolean;
+  timeout: boolean;
+  /** Upstream statuses retried (5xx). */
+  statuses: number[];
+  budgetRatio: number;
+  budgetMinPerSecond: number;
+}
+
 export interface UpstreamSpec {
   name: string;
   endpoints: EndpointSpec[];
@@ -57,6 +76,9 @@ export interface UpstreamSpec {
   connections: number;
   ejectForMs: number;
   tls: UpstreamTlsSpec | null;
+  retries: RetrySpec;
+  /** Requests per endpoint waiting for a connection beyond `connections`. */
+  maxPending: number;
 }
 
 export interface Timeouts {
@@ -202,6 +224,8 @@ export function upstreamSpec(name: string, u: UpstreamConfig): UpstreamSpec {
     idleTimeoutMs: durationOr(u.timeouts?.idle, DEFAULTS.idleTimeoutMs),
     connections: u.connections ?? DEFAULTS.connections,
     ejectForMs: durationOr(u.ejectFor, DEFAULTS.ejectForMs),
+    retries: retrySpec(u.retries),
+    maxPending: u.maxPending ?? DEFAULTS.maxPending,
     tls: u.tls
       ? {
           ca: u.tls.ca ?? null,
@@ -211,6 +235,19 @@ export function upstreamSpec(name: string, u: UpstreamConfig): UpstreamSpec {
           insecureSkipVerify: u.tls.insecureSkipVerify ?? false,
         }
       : null,
+  };
+}
+
+function retrySpec(r: UpstreamConfig['retries']): RetrySpec {
+  const on: ReadonlyArray<string | number> = r?.on ?? DEFAULTS.retryOn;
+  return {
+    attempts: r?.attempts ?? DEFAULTS.retryAttempts,
+    connectFailure: on.includes('connect-failure'),
+    reset: on.includes('reset'),
+    timeout: on.includes('timeout'),
+    statuses: on.filter((x): x is number => typeof x === 'number'),
+    budgetRatio: r?.budget?.ratio ?? DEFAULTS.retryBudgetRatio,
+    budgetMinPerSecond: r?.budget?.minPerSecond ?? DEFAULTS.retryBudgetMinPerSecond,
   };
 }
 

@@ -15,6 +15,7 @@ export const GATEWAY_ERRORS = {
   CW_POLICY_ERROR: { status: 500, message: 'a policy failed while checking the request' },
   CW_UPGRADE_NOT_SUPPORTED: { status: 400, message: 'only WebSocket upgrades are passed through' },
   CW_NO_HEALTHY_ENDPOINT: { status: 503, message: 'no healthy endpoint for the upstream' },
+  CW_UPSTREAM_POOL_FULL: { status: 503, message: 'every connection to the upstream is busy and too many requests are waiting' },
   CW_UPSTREAM_REFUSED: { status: 502, message: 'the upstream refused the connection' },
   CW_UPSTREAM_RESET: { status: 502, message: 'the upstream closed the connection before answering' },
   CW_UPSTREAM_UNREACHABLE: { status: 502, message: 'the upstream host cannot be reached' },

@@ -85,6 +85,12 @@ export class Gateway extends EventEmitter {
         this.listenerInfo().flatMap((l) =>
           l.certificates.map((c) => ({ listener: l.name, subject: c.subject, notAfter: Date.parse(c.notAfter) })),
         ),
+      retries: () =>
+        [...this.snapshot.upstreams.values()].map(({ spec, upstream }) => ({
+          upstream: spec.name,
+          retries: upstream.stats.retries,
+          budgetExhausted: upstream.stats.budgetExhausted,
+        })),
       endpoints: () => {
         const now = Date.now();
         return [...this.snapshot.upstreams.values()].flatMap(({ spec, upstream }) =>
@@ -331,6 +337,7 @@ export class Gateway extends EventEmitter {
       code: info.code || undefined,
       ms: Math.round((now - info.started) * 1000) / 1000,
       upstreamMs: info.upstreamStart === 0 ? undefined : Math.round(((info.upstreamEnd || now) - info.upstreamStart) * 1000) / 1000,
+      attempts: info.attempts > 1 ? info.attempts : undefined,
       requestBytes,
       responseBytes: info.responseBytes,
       clientIp: info.clientIp || req.socket.remoteAddress,
