@@ -18,6 +18,8 @@ export interface LoadOptions {
   fresh?: boolean;
   /** Called (not awaited by the clients) when this many answers have come back. */
   at?: Record<number, () => unknown>;
+  /** Stop once this settles (and after `total` requests at most): load that spans a fault. */
+  until?: Promise<unknown>;
 }
 
 export interface Answer {
@@ -46,6 +48,11 @@ export async function load(o: LoadOptions): Promise<LoadResult> {
   const answers: Answer[] = [];
   const hookRuns: Promise<unknown>[] = [];
   let next = 0;
+  let stop = false;
+  void o.until?.then(
+    () => (stop = true),
+    () => (stop = true),
+  );
   const one = (i: number): Promise<Answer> =>
     new Promise((resolve) => {
       const path = o.path ? o.path(i) : `/load/${i}`;
@@ -71,7 +78,7 @@ export async function load(o: LoadOptions): Promise<LoadResult> {
       req.end();
     });
   const client = async () => {
-    while (next < o.total) {
+    while (next < o.total && !stop) {
       const a = await one(next++);
       answers.push(a);
       const hook = o.at?.[answers.length];
