@@ -163,6 +163,8 @@ export interface ListenerSpec {
   redirectToHttps: { port: number } | null;
   /** Strict-Transport-Security value, or null. */
   hsts: string | null;
+  /** Most open client connections. */
+  maxConnections: number;
 }
 
 export interface GatewaySettings {
@@ -175,6 +177,10 @@ export interface GatewaySettings {
   /** Client timeouts: request head (HTTP/1.1) and silence inside a request body. */
   headersTimeoutMs: number;
   bodyIdleTimeoutMs: number;
+  /** Longest time for a whole request body (0: no limit). */
+  bodyTimeoutMs: number;
+  /** Most header fields in a request. */
+  maxHeaders: number;
 }
 
 export interface Snapshot<U> {
@@ -338,7 +344,7 @@ function hstsValue(h: ListenerConfig['hsts']): string | null {
   return v;
 }
 
-function listenerSpec(l: ListenerConfig, index: number, field: string, tlsField = `${field}.tls`): ListenerSpec {
+function listenerSpec(l: ListenerConfig, index: number, field: string, tlsField = `${field}.tls`, maxConnections: number = DEFAULTS.maxConnections): ListenerSpec {
   const tls = l.tls ? tlsSpec(l.tls, tlsField) : null;
   const h2 = l.http2;
   let hosts: ListenerSpec['hosts'] = null;
@@ -372,14 +378,16 @@ function listenerSpec(l: ListenerConfig, index: number, field: string, tlsField 
     routes: l.routes ?? null,
     redirectToHttps: redirect === undefined || redirect === false ? null : { port: redirect === true ? 443 : (redirect.port ?? 443) },
     hsts: tls !== null ? hstsValue(l.hsts) : null,
+    maxConnections: l.maxConnections ?? maxConnections,
   };
 }
 
 export function gatewaySettings(model: ConfigModel): GatewaySettings {
   const g = model.gateway ?? {};
+  const maxConnections = g.maxConnections ?? DEFAULTS.maxConnections;
   const listeners =
     g.listeners !== undefined
-      ? g.listeners.map((l, i) => listenerSpec(l, i, `gateway.listeners[${i}]`))
+      ? g.listeners.map((l, i) => listenerSpec(l, i, `gateway.listeners[${i}]`, undefined, maxConnections))
       : [
           listenerSpec(
             {
@@ -390,6 +398,7 @@ export function gatewaySettings(model: ConfigModel): GatewaySettings {
             0,
             'gateway.listen',
             'gateway.tls',
+            maxConnections,
           ),
         ];
   return {
@@ -400,6 +409,8 @@ export function gatewaySettings(model: ConfigModel): GatewaySettings {
     accessLog: { enabled: g.accessLog?.enabled ?? true, sample: g.accessLog?.sample ?? 1 },
     headersTimeoutMs: durationOr(g.requestTimeouts?.headers, 30_000),
     bodyIdleTimeoutMs: durationOr(g.requestTimeouts?.bodyIdle, 30_000),
+    bodyTimeoutMs: durationOr(g.requestTimeouts?.body, 300_000),
+    maxHeaders: g.maxHeaders ?? DEFAULTS.maxHeaders,
   };
 }
 

@@ -116,6 +116,12 @@ export const Listener = Type.Object(
       ),
     ),
     hsts: Type.Optional(desc(Type.Union([Type.Boolean(), Hsts]), 'On a TLS listener: send Strict-Transport-Security on every response (true: max-age one year).')),
+    maxConnections: Type.Optional(
+      desc(
+        Type.Integer({ minimum: 1, maximum: 1000000 }),
+        'Most open client connections on this listener; a connection beyond it is closed as soon as it is accepted (the client sees a reset or EOF before any byte). Default 10000.',
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -150,10 +156,25 @@ export const Gateway = Type.Object(
             bodyIdle: Type.Optional(
               desc(Duration, 'Longest silence while a client sends a request body; then 408 CW_REQUEST_TIMEOUT and the upstream request is aborted. Default 30s.'),
             ),
+            body: Type.Optional(
+              desc(Duration, 'Longest time a client may take to send a whole request body, however steadily it trickles; then 408 CW_REQUEST_TIMEOUT and the upstream request is aborted. Default 5m; 0 turns it off.'),
+            ),
           },
           { additionalProperties: false },
         ),
         'Bounds on slow clients, so a trickled request cannot hold a connection (or an upstream connection) for long.',
+      ),
+    ),
+    maxConnections: Type.Optional(
+      desc(
+        Type.Integer({ minimum: 1, maximum: 1000000 }),
+        'Most open client connections per listener (a listener\'s own maxConnections wins); a connection beyond it is closed as soon as it is accepted. Default 10000.',
+      ),
+    ),
+    maxHeaders: Type.Optional(
+      desc(
+        Type.Integer({ minimum: 1, maximum: 10000 }),
+        'Most header fields in a request; more get 431 CW_TOO_MANY_HEADERS (never silently cut). Default 100.',
       ),
     ),
     accessLog: Type.Optional(

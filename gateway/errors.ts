@@ -10,7 +10,8 @@ export interface GatewayErrorDef {
 export const GATEWAY_ERRORS = {
   CW_BAD_PATH: { status: 400, message: 'the request path is not acceptable' },
   CW_ROUTE_NOT_FOUND: { status: 404, message: 'no route matches this request' },
-  CW_REQUEST_TIMEOUT: { status: 408, message: 'the client went silent while sending the request body' },
+  CW_REQUEST_TIMEOUT: { status: 408, message: 'the client was too slow sending the request body' },
+  CW_TOO_MANY_HEADERS: { status: 431, message: 'the request has too many header fields' },
   CW_BODY_TOO_LARGE: { status: 413, message: 'the request body is larger than the route accepts' },
   CW_POLICY_ERROR: { status: 500, message: 'a policy failed while checking the request' },
   CW_UPGRADE_NOT_SUPPORTED: { status: 400, message: 'only WebSocket upgrades are passed through' },

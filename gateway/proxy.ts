@@ -161,11 +161,23 @@ function hostLines(raw: string[]): number {
   return n;
 }
 
+/** Header fields of a request, without HTTP/2 pseudo-headers. */
+function headerCount(req: IncomingMessage): number {
+  const raw = req.rawHeaders;
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.charCodeAt(0) !== 58 /* ':' */) n++;
+  return n;
+}
+
 /** Normalise and match. Returns a rejection for a request the gateway answers itself. */
 export function matchRequest(req: IncomingMessage, rt: Runtime, upgrade: boolean, listener = 0): Matched | Rejection {
   const remote = req.socket.remoteAddress ?? '';
   const peerTrusted = rt.trusted(remote);
   const requestId = requestIdFor(req, rt, peerTrusted);
+  const g = rt.snapshot.gateway;
+  if (req.rawHeaders.length > 2 * g.maxHeaders && headerCount(req) > g.maxHeaders) {
+    return { status: 431, code: 'CW_TOO_MANY_HEADERS', message: `the request has more than ${g.maxHeaders} header fields`, requestId };
+  }
   const url = normaliseUrl(req.url ?? '');
   if ('error' in url) return { status: 400, code: 'CW_BAD_PATH', message: url.message, requestId };
   const authority = hostHeader(req);
@@ -572,26 +584,36 @@ function retryReason(code: string, connectFailure: boolean): RetryReason | null 
 
 /**
  * A client that goes silent in the middle of its request body would hold the upstream
- * connection it is streaming to: after `gateway.requestTimeouts.bodyIdle` of silence it gets a
- * 408, the upstream request is aborted (destroying the body stream) and the connection closed.
- * The timer stops once the body is complete: waiting for the upstream is not the client's fault.
+ * connection it is streaming to: after `gateway.requestTimeouts.bodyIdle` of silence, or once
+ * the whole body has taken longer than `gateway.requestTimeouts.body` (a steady trickle), it gets
+ * a 408, the upstream request is aborted (destroying the body stream) and the connection closed.
+ * The timers stop once the body is complete: waiting for the upstream is not the client's fault.
  */
 function watchBodyIdle(req: IncomingMessage, res: ServerResponse, rt: Runtime, requestId: string, info: RequestInfo): void {
-  const ms = rt.snapshot.gateway.bodyIdleTimeoutMs;
-  if (ms <= 0 || req.complete) return;
+  const idleMs = rt.snapshot.gateway.bodyIdleTimeoutMs;
+  const totalMs = rt.snapshot.gateway.bodyTimeoutMs;
+  if ((idleMs <= 0 && totalMs <= 0) || req.complete) return;
+  let total: NodeJS.Timeout | null = null;
   const onTimeout = () => {
-    if (req.complete) return;
+    if (req.complete || gone(res)) return;
     info.code = 'CW_REQUEST_TIMEOUT';
     closeAfter(res);
     // Once the 408 is out, end the request stream: that aborts the upstream exchange.
     res.once('finish', () => req.destroy());
     sendError(res, 408, 'CW_REQUEST_TIMEOUT', GATEWAY_ERRORS.CW_REQUEST_TIMEOUT.message, requestId, rt.requestIdHeader);
   };
-  req.setTimeout(ms, onTimeout);
-  req.once('end', () => {
-    req.setTimeout(0);
-    req.removeListener('timeout', onTimeout);
-  });
+  const stop = () => {
+    if (idleMs > 0) {
+      // The socket is gone (null) once the connection closed.
+      if (req.socket !== null) req.setTimeout(0);
+      req.removeListener('timeout', onTimeout);
+    }
+    if (total !== null) clearTimeout(total);
+  };
+  if (idleMs > 0) req.setTimeout(idleMs, onTimeout);
+  if (totalMs > 0) total = setTimeout(onTimeout, totalMs).unref();
+  req.once('end', stop);
+  res.once('close', stop);
 }
 
 function forward(req: IncomingMessage, res: ServerResponse, rt: Runtime, m: Matched, ctx: PolicyContext | null, info: RequestInfo): void {

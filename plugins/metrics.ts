@@ -42,6 +42,8 @@ export interface MetricSources {
   endpoints(): Array<{ upstream: string; endpoint: string; ejected: boolean; connectFailures: number }>;
   /** Served certificates: listener name, certificate subject, expiry (ms since epoch). */
   certificates(): Array<{ listener: string; subject: string; notAfter: number }>;
+  /** Client connections each listener closed at accept for having maxConnections open. */
+  connectionsDropped?(): Array<{ listener: string; dropped: number }>;
   /** Retries per upstream by reason, and retries the budget refused. */
   retries?(): Array<{ upstream: string; retries: Record<string, number>; budgetExhausted: number }>;
 }
@@ -161,6 +163,16 @@ export class Metrics {
       collect() {
         this.reset();
         for (const u of sources.retries?.() ?? []) this.inc({ upstream: u.upstream }, u.budgetExhausted);
+      },
+    });
+    new Counter({
+      name: 'causeway_connections_dropped_total',
+      help: 'Client connections closed as soon as they were accepted, because the listener had maxConnections open.',
+      labelNames: ['listener'],
+      registers,
+      collect() {
+        this.reset();
+        for (const l of sources.connectionsDropped?.() ?? []) this.inc({ listener: l.listener }, l.dropped);
       },
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'causeway_' });
