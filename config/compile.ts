@@ -19,6 +19,13 @@ export const DEFAULTS = {
   idleTimeoutMs: 60_000,
   connections: 128,
   ejectForMs: 5_000,
+  maxPending: 1024,
+  retryAttempts: 2,
+  retryOn: ['connect-failure', 'reset'] as const,
+  retryBudgetRatio: 0.2,
+  retryBudgetMinPerSecond: 10,
+  maxConnections: 10_000,
+  maxHeaders: 100,
   tlsMinVersion: 'TLSv1.2',
   tlsMaxVersion: 'TLSv1.3',
   /** Mozilla "intermediate" (TLS 1.2 part; the TLS 1.3 suites are always on). */
@@ -48,6 +55,18 @@ export interface UpstreamTlsSpec {
   insecureSkipVerify: boolean;
 }
 
+/** Retries of an upstream (attempts 0: none). */
+export interface RetrySpec {
+  attempts: number;
+  connectFailure: boolean;
+  reset: boolean;
+  timeout: boolean;
+  /** Upstream statuses retried (5xx). */
+  statuses: number[];
+  budgetRatio: number;
+  budgetMinPerSecond: number;
+}
+
 export interface UpstreamSpec {
   name: string;
   endpoints: EndpointSpec[];
@@ -58,6 +77,9 @@ export interface UpstreamSpec {
   connections: number;
   ejectForMs: number;
   tls: UpstreamTlsSpec | null;
+  retries: RetrySpec;
+  /** Requests per endpoint waiting for a connection beyond `connections`. */
+  maxPending: number;
 }
 
 export interface Timeouts {
@@ -142,6 +164,8 @@ export interface ListenerSpec {
   redirectToHttps: { port: number } | null;
   /** Strict-Transport-Security value, or null. */
   hsts: string | null;
+  /** Most open client connections. */
+  maxConnections: number;
 }
 
 export interface GatewaySettings {
@@ -156,6 +180,10 @@ export interface GatewaySettings {
   /** Client timeouts: request head (HTTP/1.1) and silence inside a request body. */
   headersTimeoutMs: number;
   bodyIdleTimeoutMs: number;
+  /** Longest time for a whole request body (0: no limit). */
+  bodyTimeoutMs: number;
+  /** Most header fields in a request. */
+  maxHeaders: number;
 }
 
 export interface Snapshot<U> {
@@ -205,6 +233,8 @@ export function upstreamSpec(name: string, u: UpstreamConfig): UpstreamSpec {
     idleTimeoutMs: durationOr(u.timeouts?.idle, DEFAULTS.idleTimeoutMs),
     connections: u.connections ?? DEFAULTS.connections,
     ejectForMs: durationOr(u.ejectFor, DEFAULTS.ejectForMs),
+    retries: retrySpec(u.retries),
+    maxPending: u.maxPending ?? DEFAULTS.maxPending,
     tls: u.tls
       ? {
           ca: u.tls.ca ?? null,
@@ -214,6 +244,19 @@ export function upstreamSpec(name: string, u: UpstreamConfig): UpstreamSpec {
           insecureSkipVerify: u.tls.insecureSkipVerify ?? false,
         }
       : null,
+  };
+}
+
+function retrySpec(r: UpstreamConfig['retries']): RetrySpec {
+  const on: ReadonlyArray<string | number> = r?.on ?? DEFAULTS.retryOn;
+  return {
+    attempts: r?.attempts ?? DEFAULTS.retryAttempts,
+    connectFailure: on.includes('connect-failure'),
+    reset: on.includes('reset'),
+    timeout: on.includes('timeout'),
+    statuses: on.filter((x): x is number => typeof x === 'number'),
+    budgetRatio: r?.budget?.ratio ?? DEFAULTS.retryBudgetRatio,
+    budgetMinPerSecond: r?.budget?.minPerSecond ?? DEFAULTS.retryBudgetMinPerSecond,
   };
 }
 
@@ -304,7 +347,7 @@ function hstsValue(h: ListenerConfig['hsts']): string | null {
   return v;
 }
 
-function listenerSpec(l: ListenerConfig, index: number, field: string, tlsField = `${field}.tls`): ListenerSpec {
+function listenerSpec(l: ListenerConfig, index: number, field: string, tlsField = `${field}.tls`, maxConnections: number = DEFAULTS.maxConnections): ListenerSpec {
   const tls = l.tls ? tlsSpec(l.tls, tlsField) : null;
   const h2 = l.http2;
   let hosts: ListenerSpec['hosts'] = null;
@@ -338,14 +381,16 @@ function listenerSpec(l: ListenerConfig, index: number, field: string, tlsField 
     routes: l.routes ?? null,
     redirectToHttps: redirect === undefined || redirect === false ? null : { port: redirect === true ? 443 : (redirect.port ?? 443) },
     hsts: tls !== null ? hstsValue(l.hsts) : null,
+    maxConnections: l.maxConnections ?? maxConnections,
   };
 }
 
 export function gatewaySettings(model: ConfigModel): GatewaySettings {
   const g = model.gateway ?? {};
+  const maxConnections = g.maxConnections ?? DEFAULTS.maxConnections;
   const listeners =
     g.listeners !== undefined
-      ? g.listeners.map((l, i) => listenerSpec(l, i, `gateway.listeners[${i}]`))
+      ? g.listeners.map((l, i) => listenerSpec(l, i, `gateway.listeners[${i}]`, undefined, maxConnections))
       : [
           listenerSpec(
             {
@@ -356,6 +401,7 @@ export function gatewaySettings(model: ConfigModel): GatewaySettings {
             0,
             'gateway.listen',
             'gateway.tls',
+            maxConnections,
           ),
         ];
   return {
@@ -367,6 +413,8 @@ export function gatewaySettings(model: ConfigModel): GatewaySettings {
     accessLog: { enabled: g.accessLog?.enabled ?? true, sample: g.accessLog?.sample ?? 1 },
     headersTimeoutMs: durationOr(g.requestTimeouts?.headers, 30_000),
     bodyIdleTimeoutMs: durationOr(g.requestTimeouts?.bodyIdle, 30_000),
+    bodyTimeoutMs: durationOr(g.requestTimeouts?.body, 300_000),
+    maxHeaders: g.maxHeaders ?? DEFAULTS.maxHeaders,
   };
 }
 

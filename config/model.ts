@@ -116,6 +116,12 @@ export const Listener = Type.Object(
       ),
     ),
     hsts: Type.Optional(desc(Type.Union([Type.Boolean(), Hsts]), 'On a TLS listener: send Strict-Transport-Security on every response (true: max-age one year).')),
+    maxConnections: Type.Optional(
+      desc(
+        Type.Integer({ minimum: 1, maximum: 1000000 }),
+        'Most open client connections on this listener; a connection beyond it is closed as soon as it is accepted (the client sees a reset or EOF before any byte). Default 10000.',
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -156,10 +162,25 @@ export const Gateway = Type.Object(
             bodyIdle: Type.Optional(
               desc(Duration, 'Longest silence while a client sends a request body; then 408 CW_REQUEST_TIMEOUT and the upstream request is aborted. Default 30s.'),
             ),
+            body: Type.Optional(
+              desc(Duration, 'Longest time a client may take to send a whole request body, however steadily it trickles; then 408 CW_REQUEST_TIMEOUT and the upstream request is aborted. Default 5m; 0 turns it off.'),
+            ),
           },
           { additionalProperties: false },
         ),
         'Bounds on slow clients, so a trickled request cannot hold a connection (or an upstream connection) for long.',
+      ),
+    ),
+    maxConnections: Type.Optional(
+      desc(
+        Type.Integer({ minimum: 1, maximum: 1000000 }),
+        'Most open client connections per listener (a listener\'s own maxConnections wins); a connection beyond it is closed as soon as it is accepted. Default 10000.',
+      ),
+    ),
+    maxHeaders: Type.Optional(
+      desc(
+        Type.Integer({ minimum: 1, maximum: 10000 }),
+        'Most header fields in a request; more get 431 CW_TOO_MANY_HEADERS (never silently cut). Default 100.',
       ),
     ),
     accessLog: Type.Optional(
@@ -221,6 +242,40 @@ export const UpstreamTls = Type.Object(
   { additionalProperties: false },
 );
 
+export const RetryOn = Type.Union(
+  [
+    Type.Union([Type.Literal('connect-failure'), Type.Literal('reset'), Type.Literal('timeout')]),
+    desc(Type.Integer({ minimum: 500, maximum: 599 }), 'an upstream status'),
+  ],
+  {
+    title: 'retry condition',
+    description:
+      'connect-failure: the connection could not be made (refused, connect timeout, unreachable); reset: the connection closed or reset before the response headers (also a pooled keep-alive connection the upstream had just closed); timeout: no response headers within timeouts.response; a 5xx status: the upstream answered with it.',
+  },
+);
+
+export const Retries = Type.Object(
+  {
+    attempts: Type.Optional(desc(Type.Integer({ minimum: 0, maximum: 10 }), 'Retries after the first try, each on another endpoint when there is one. Default 2; 0 disables retries.')),
+    on: Type.Optional(
+      desc(Type.Array(RetryOn, { uniqueItems: true }), 'What failures are retried. Default [connect-failure, reset].'),
+    ),
+    budget: Type.Optional(
+      desc(
+        Type.Object(
+          {
+            ratio: Type.Optional(desc(Type.Number({ minimum: 0, maximum: 10 }), 'Retries allowed as a share of the requests to this upstream over the last ~10s. Default 0.2.')),
+            minPerSecond: Type.Optional(desc(Type.Integer({ minimum: 0, maximum: 100000 }), 'Retries per second always allowed, whatever the ratio. Default 10.')),
+          },
+          { additionalProperties: false },
+        ),
+        'A retry budget, so retries cannot multiply the load on a failing upstream: a retry beyond it is not made and the failure goes to the client.',
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const Upstream = Type.Object(
   {
     endpoints: desc(Type.Array(Endpoint, { minItems: 1 }), 'Where the upstream runs. Requests are spread round-robin.'),
@@ -235,6 +290,13 @@ export const Upstream = Type.Object(
       desc(Duration, 'After a connection to an endpoint fails, skip that endpoint for this long. Default 5s; 0 disables.'),
     ),
     tls: Type.Optional(desc(UpstreamTls, 'TLS to https:// endpoints: trust, name checks, client certificate.')),
+    retries: Type.Optional(desc(Retries, 'Retry idempotent requests without a body on another endpoint when the first try failed before any response byte (see docs/routing.md#retries). On by default.')),
+    maxPending: Type.Optional(
+      desc(
+        Type.Integer({ minimum: 0, maximum: 1000000 }),
+        'Most requests per endpoint waiting for a free connection once all `connections` are busy; more get 503 CW_UPSTREAM_POOL_FULL (another endpoint is tried first). Default 1024.',
+      ),
+    ),
   },
   { additionalProperties: false },
 );

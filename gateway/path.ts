@@ -19,6 +19,9 @@
  * - Dot segments are removed as in RFC 3986 §5.2.4, after decoding (so `%2e%2e` is `..`). A `..`
  *   that would climb above the root is rejected rather than clamped.
  * - A trailing slash is kept (`/a/` → `/a/`, `/a/.` → `/a/`, `/a/b/..` → `/a/`).
+ * - Percent-encoded bytes >= 0x80 must be well-formed UTF-8: an overlong form (`%C0%AE`, a
+ *   "dot" to decoders that accept it), a truncated or stray sequence, a surrogate or a code point
+ *   past U+10FFFF is rejected.
  * - A dot segment followed by path parameters (`..;x`, `.;`, also `..%3B`) is rejected: servers
  *   that strip parameters before resolving dots (Tomcat, Jetty) would read `/public/..;/admin`
  *   as `/admin`.
@@ -57,6 +60,9 @@ const HEX = '0123456789ABCDEF';
 
 /** `..;x` and `.;x`: servers that drop path parameters (Tomcat, Jetty) read them as dot segments. */
 const DOT_PARAMS = "a dot segment with parameters ('..;' or '.;') is not allowed in the path";
+
+/** Overlong forms (`%C0%AE` for '.'), lone or truncated sequences, surrogates, > U+10FFFF. */
+const BAD_UTF8 = 'percent-encoded bytes in the path are not valid UTF-8 (overlong, truncated or out of range)';
 
 function bad(message: string): PathError {
   return { error: 'CW_BAD_PATH', message };
@@ -171,9 +177,16 @@ function slowPath(raw: string): NormalisedUrl | PathError {
   let seg = '';
   let segDots = 0; // dots in the current segment (decoded)
   let onlyDots = true; // the current segment holds nothing but dots so far
+  // Escaped bytes >= 0x80 must be well-formed UTF-8 (RFC 3629; Unicode table 3-7): continuation
+  // bytes still expected, and the range the next one must fall in (excludes overlongs such as
+  // %C0%AE, surrogates and code points past U+10FFFF).
+  let need = 0;
+  let lo = 0x80;
+  let hi = 0xbf;
 
   for (let i = 1; i <= end; i++) {
     const c = i < end ? raw.charCodeAt(i) : SLASH;
+    if (need > 0 && c !== PERCENT) return bad(BAD_UTF8);
     if (c === SLASH) {
       const isLast = i === end;
       if (seg.length === 0) {
@@ -204,6 +217,23 @@ function slowPath(raw: string): NormalisedUrl | PathError {
       }
       const v = (h << 4) | l;
       i += 2;
+      if (need > 0) {
+        if (v < lo || v > hi) return bad(BAD_UTF8);
+        need--;
+        lo = 0x80;
+        hi = 0xbf;
+      } else if (v >= 0x80) {
+        if (v >= 0xc2 && v <= 0xdf) need = 1;
+        else if (v >= 0xe0 && v <= 0xef) {
+          need = 2;
+          if (v === 0xe0) lo = 0xa0;
+          else if (v === 0xed) hi = 0x9f;
+        } else if (v >= 0xf0 && v <= 0xf4) {
+          need = 3;
+          if (v === 0xf0) lo = 0x90;
+          else if (v === 0xf4) hi = 0x8f;
+        } else return bad(BAD_UTF8);
+      }
       if (v === SLASH) return bad('encoded slash (%2F) is not allowed in the path');
       if (v === 0x5c) return bad('encoded backslash (%5C) is not allowed in the path');
       if (v < 0x20 || v === 0x7f) return bad(`encoded control character (%${hex2(v)}) is not allowed in the path`);

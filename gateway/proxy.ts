@@ -9,7 +9,7 @@ import type { Dispatcher } from 'undici';
 import type { Backend, CompiledRoute, HeaderOps, Snapshot } from '../config/compile.ts';
 import { normaliseHost, type RequestFacts, type RouteHit } from '../config/routes.ts';
 import { compileAddressMatcher } from '../config/cidr.ts';
-import { classifyUpstreamError, type PickedEndpoint, type UpstreamClient } from '../mesh/upstream.ts';
+import { classifyUpstreamError, type PickedEndpoint, type RetryReason, type UpstreamClient } from '../mesh/upstream.ts';
 import { isPromise, newContext, type Chain, type PolicyContext, type PolicyResult, type Verdict } from '../plugins/policy.ts';
 import type { PolicySet } from '../plugins/registry.ts';
 import { clientIdentity } from './client-cert.ts';
@@ -161,11 +161,23 @@ function hostLines(raw: string[]): number {
   return n;
 }
 
+/** Header fields of a request, without HTTP/2 pseudo-headers. */
+function headerCount(req: IncomingMessage): number {
+  const raw = req.rawHeaders;
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.charCodeAt(0) !== 58 /* ':' */) n++;
+  return n;
+}
+
 /** Normalise and match. Returns a rejection for a request the gateway answers itself. */
 export function matchRequest(req: IncomingMessage, rt: Runtime, upgrade: boolean, listener = 0): Matched | Rejection {
   const remote = req.socket.remoteAddress ?? '';
   const peerTrusted = rt.trusted(remote);
   const requestId = requestIdFor(req, rt, peerTrusted);
+  const g = rt.snapshot.gateway;
+  if (req.rawHeaders.length > 2 * g.maxHeaders && headerCount(req) > g.maxHeaders) {
+    return { status: 431, code: 'CW_TOO_MANY_HEADERS', message: `the request has more than ${g.maxHeaders} header fields`, requestId };
+  }
   const url = normaliseUrl(req.url ?? '');
   if ('error' in url) return { status: 400, code: 'CW_BAD_PATH', message: url.message, requestId };
   const authority = hostHeader(req);
@@ -214,7 +226,7 @@ export function policyContext(req: IncomingMessage, m: Matched): PolicyContext {
 export function target(req: IncomingMessage, rt: Runtime, m: Matched, ctx: PolicyContext | null, upgrade: boolean): Target | Rejection {
   const route = m.route;
   const backend = route.pickBackend();
-  const endpoint = backend.upstream.pick(Date.now());
+  let endpoint = backend.upstream.pick(Date.now());
   if (endpoint === null) {
     return {
       status: 503,
@@ -222,6 +234,19 @@ export function target(req: IncomingMessage, rt: Runtime, m: Matched, ctx: Polic
       message: `no healthy endpoint for upstream "${backend.spec.name}"`,
       requestId: m.requestId,
     };
+  }
+  if (backend.upstream.isFull(endpoint)) {
+    // Every connection to it is busy and its queue is full: another endpoint, or a fast 503.
+    const other = backend.upstream.pickOther(Date.now(), endpoint);
+    if (other === null || backend.upstream.isFull(other)) {
+      return {
+        status: 503,
+        code: 'CW_UPSTREAM_POOL_FULL',
+        message: `every connection to upstream "${backend.spec.name}" is busy and too many requests are waiting`,
+        requestId: m.requestId,
+      };
+    }
+    endpoint = other;
   }
   const headers = copyHeaders(req.headers, rt.strip, upgrade);
   const authority = hostHeader(req);
@@ -315,6 +340,8 @@ export interface RequestInfo {
   /** performance.now() when the upstream exchange started and ended (0: none). */
   upstreamStart: number;
   upstreamEnd: number;
+  /** Upstream tries made (1, or more after retries; 0: none). */
+  attempts: number;
 }
 
 export interface ProxyHooks {
@@ -344,7 +371,7 @@ function limitBody(req: IncomingMessage, max: number): Transform {
 
 /** Handle one client request end to end. */
 export function handleRequest(req: IncomingMessage, res: ServerResponse, rt: Runtime, hooks: ProxyHooks, listener = 0): void {
-  const info: RequestInfo = { started: performance.now(), route: '', backend: '', code: '', responseBytes: 0, subject: '', requestId: '', clientIp: '', traceId: '', upstreamStart: 0, upstreamEnd: 0 };
+  const info: RequestInfo = { started: performance.now(), route: '', backend: '', code: '', responseBytes: 0, subject: '', requestId: '', clientIp: '', traceId: '', upstreamStart: 0, upstreamEnd: 0, attempts: 0 };
   let finished = false;
   res.once('close', () => {
     if (finished) return;
@@ -413,12 +440,20 @@ function policyFailed(
 
 const CLIENT_GONE = Object.assign(new Error('the client closed the connection'), { code: 'CW_CLIENT_GONE' });
 
+/** Methods a retry cannot change the meaning of (RFC 9110 §9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
 /**
  * Streams one upstream exchange to the client through undici's dispatch API: no intermediate
  * response stream, backpressure by pausing the upstream, and an abort when the client leaves.
+ * When a try fails before any response byte reached the client, the same handler retries the
+ * same request on another endpoint (see `retryReason`): nothing is allocated for retries
+ * unless one is made.
  */
 class ForwardHandler implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
+  /** A retried status: its body is read and dropped, then the request is sent again here. */
+  private discarding: PickedEndpoint | null = null;
   private readonly onDrain = () => this.controller?.resume();
   private readonly onClose = () => {
     if (!this.res.writableEnded) this.controller?.abort(CLIENT_GONE);
@@ -429,12 +464,20 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     private readonly rt: Runtime,
     private readonly route: CompiledRoute<UpstreamClient>,
     private readonly backend: Backend<UpstreamClient>,
-    private readonly endpoint: PickedEndpoint,
+    private endpoint: PickedEndpoint,
     private readonly requestId: string,
     private readonly ctx: PolicyContext | null,
     private readonly info: RequestInfo,
+    private readonly opts: Dispatcher.DispatchOptions,
   ) {
     res.once('close', this.onClose);
+  }
+
+  /** Send (or send again) on the current endpoint's pool. */
+  dispatch(): void {
+    const { backend, endpoint } = this;
+    endpoint.state.active++;
+    endpoint.state.pool(backend.timeouts.connectMs, backend.spec.connections, backend.upstream.tls).dispatch(this.opts, this);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -444,11 +487,17 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     if (statusCode < 200) return; // 1xx informational: node answers 100-continue itself
-    this.backend.upstream.reportSuccess(this.endpoint);
+    const up = this.backend.upstream;
+    if (up.retryStatuses !== null && up.retryStatuses.has(statusCode)) {
+      this.discarding = this.retryTarget('status');
+      if (this.discarding !== null) return;
+    }
+    up.reportSuccess(this.endpoint);
     this.res.writeHead(statusCode, responseHeaders(headers, this.route, this.rt, this.requestId, this.ctx, this.res.req?.httpVersionMajor === 2));
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.discarding !== null) return;
     this.info.responseBytes += chunk.length;
     if (!this.res.write(chunk)) {
       controller.pause();
@@ -457,14 +506,18 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    this.endpoint.state.active--;
+    if (this.discarding !== null) return this.retry(this.discarding);
     this.info.upstreamEnd = performance.now();
     this.res.end();
   }
 
   onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    this.endpoint.state.active--;
     const res = this.res;
     this.info.upstreamEnd = performance.now();
     if (err === CLIENT_GONE || gone(res) || res.writableEnded) return;
+    if (this.discarding !== null) return this.retry(this.discarding);
     if (err instanceof BodyTooLarge || (err as { cause?: unknown }).cause instanceof BodyTooLarge) {
       closeAfter(res);
       this.info.code = 'CW_BODY_TOO_LARGE';
@@ -472,35 +525,95 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       return;
     }
     const failure = classifyUpstreamError(err);
-    this.info.code = failure.code;
     if (failure.connectFailure) this.backend.upstream.reportConnectFailure(this.endpoint, Date.now());
+    if (!res.headersSent) {
+      const reason = retryReason(failure.code, failure.connectFailure);
+      const next = reason === null ? null : this.retryTarget(reason);
+      if (next !== null) return this.retry(next);
+    }
+    this.info.code = failure.code;
     // After the status line went out, an error can only cut the response short.
     sendError(res, failure.status, failure.code, failure.message, this.requestId, this.rt.requestIdHeader);
   }
+
+  /**
+   * The endpoint to try this request again on for `reason`, or null: retries on for the
+   * reason, tries left, an idempotent method without a request body, the client still there,
+   * an endpoint to send it to, and room in the upstream's retry budget (taken here).
+   */
+  private retryTarget(reason: RetryReason): PickedEndpoint | null {
+    const up = this.backend.upstream;
+    const spec = up.retry;
+    if (spec === null || this.info.attempts > spec.attempts || this.opts.body !== null || gone(this.res)) return null;
+    if (reason === 'connect-failure' ? !spec.connectFailure : reason === 'reset' ? !spec.reset : reason === 'timeout' ? !spec.timeout : false) return null;
+    if (!IDEMPOTENT.has(this.opts.method)) return null;
+    // With no endpoint left (the only one just got ejected), the client gets the real failure.
+    if (!up.stats.allowRetry(performance.now(), spec)) return null;
+    const next = up.pickOther(Date.now(), this.endpoint);
+    if (next !== null) up.stats.tookRetry(reason);
+    return next;
+  }
+
+  private retry(next: PickedEndpoint): void {
+    this.discarding = null;
+    this.controller = null;
+    if (next !== this.endpoint && !this.backend.spec.passHost) (this.opts.headers as Record<string, string>).host = next.spec.authority;
+    this.endpoint = next;
+    this.info.attempts++;
+    // Not from inside undici's callback: the failed request is still being torn down.
+    process.nextTick(redispatch, this);
+  }
+
+  /** The client went away before a retry could be sent. */
+  get clientGone(): boolean {
+    return gone(this.res);
+  }
+}
+
+function redispatch(h: ForwardHandler): void {
+  if (!h.clientGone) h.dispatch();
+}
+
+/** Which retry condition an upstream failure is, or null for one never retried. */
+function retryReason(code: string, connectFailure: boolean): RetryReason | null {
+  if (connectFailure) return 'connect-failure';
+  if (code === 'CW_UPSTREAM_RESET') return 'reset';
+  if (code === 'CW_UPSTREAM_TIMEOUT') return 'timeout';
+  return null;
 }
 
 /**
  * A client that goes silent in the middle of its request body would hold the upstream
- * connection it is streaming to: after `gateway.requestTimeouts.bodyIdle` of silence it gets a
- * 408, the upstream request is aborted (destroying the body stream) and the connection closed.
- * The timer stops once the body is complete: waiting for the upstream is not the client's fault.
+ * connection it is streaming to: after `gateway.requestTimeouts.bodyIdle` of silence, or once
+ * the whole body has taken longer than `gateway.requestTimeouts.body` (a steady trickle), it gets
+ * a 408, the upstream request is aborted (destroying the body stream) and the connection closed.
+ * The timers stop once the body is complete: waiting for the upstream is not the client's fault.
  */
 function watchBodyIdle(req: IncomingMessage, res: ServerResponse, rt: Runtime, requestId: string, info: RequestInfo): void {
-  const ms = rt.snapshot.gateway.bodyIdleTimeoutMs;
-  if (ms <= 0 || req.complete) return;
+  const idleMs = rt.snapshot.gateway.bodyIdleTimeoutMs;
+  const totalMs = rt.snapshot.gateway.bodyTimeoutMs;
+  if ((idleMs <= 0 && totalMs <= 0) || req.complete) return;
+  let total: NodeJS.Timeout | null = null;
   const onTimeout = () => {
-    if (req.complete) return;
+    if (req.complete || gone(res)) return;
     info.code = 'CW_REQUEST_TIMEOUT';
     closeAfter(res);
     // Once the 408 is out, end the request stream: that aborts the upstream exchange.
     res.once('finish', () => req.destroy());
     sendError(res, 408, 'CW_REQUEST_TIMEOUT', GATEWAY_ERRORS.CW_REQUEST_TIMEOUT.message, requestId, rt.requestIdHeader);
   };
-  req.setTimeout(ms, onTimeout);
-  req.once('end', () => {
-    req.setTimeout(0);
-    req.removeListener('timeout', onTimeout);
-  });
+  const stop = () => {
+    if (idleMs > 0) {
+      // The socket is gone (null) once the connection closed.
+      if (req.socket !== null) req.setTimeout(0);
+      req.removeListener('timeout', onTimeout);
+    }
+    if (total !== null) clearTimeout(total);
+  };
+  if (idleMs > 0) req.setTimeout(idleMs, onTimeout);
+  if (totalMs > 0) total = setTimeout(onTimeout, totalMs).unref();
+  req.once('end', stop);
+  res.once('close', stop);
 }
 
 function forward(req: IncomingMessage, res: ServerResponse, rt: Runtime, m: Matched, ctx: PolicyContext | null, info: RequestInfo): void {
@@ -511,23 +624,23 @@ function forward(req: IncomingMessage, res: ServerResponse, rt: Runtime, m: Matc
   }
   info.backend = t.backend.spec.name;
   info.upstreamStart = performance.now();
+  info.attempts = 1;
   const { backend, endpoint } = t;
-  const pool = endpoint.state.pool(backend.timeouts.connectMs, backend.spec.connections, backend.upstream.tls);
+  backend.upstream.stats.noteRequest(info.upstreamStart);
   const limit = ctx === null ? Infinity : ctx.maxBodyBytes;
   const body = !hasBody(req) ? null : limit === Infinity ? req : limitBody(req, limit);
   if (body !== null) watchBodyIdle(req, res, rt, m.requestId, info);
-  pool.dispatch(
-    {
-      path: t.path,
-      method: req.method as Dispatcher.HttpMethod,
-      headers: t.headers,
-      body,
-      headersTimeout: backend.timeouts.responseMs,
-      bodyTimeout: backend.timeouts.idleMs,
-      // Keep the request's own semantics: never let undici retry or reorder it.
-      idempotent: false,
-      blocking: false,
-    },
-    new ForwardHandler(res, rt, m.route, backend, endpoint, m.requestId, ctx, info),
-  );
+  const opts: Dispatcher.DispatchOptions = {
+    path: t.path,
+    method: req.method as Dispatcher.HttpMethod,
+    headers: t.headers,
+    body,
+    headersTimeout: backend.timeouts.responseMs,
+    bodyTimeout: backend.timeouts.idleMs,
+    // Keep the request's own semantics: never let undici retry or reorder it (the handler
+    // retries what is safe to retry, on another endpoint).
+    idempotent: false,
+    blocking: false,
+  };
+  new ForwardHandler(res, rt, m.route, backend, endpoint, m.requestId, ctx, info, opts).dispatch();
 }

@@ -12,7 +12,7 @@ import type { TLSSocket } from 'node:tls';
 import { basename, dirname, resolve } from 'node:path';
 import { pino } from 'pino';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { compile, type ListenerSpec, type TlsSpec } from '../config/compile.ts';
+import { compile, type GatewaySettings, type ListenerSpec, type TlsSpec } from '../config/compile.ts';
 import { normaliseHost } from '../config/routes.ts';
 import { ConfigError, formatIssues, type ConfigIssue } from '../config/issues.ts';
 import { loadConfig } from '../config/load.ts';
@@ -92,6 +92,13 @@ export class Gateway extends EventEmitter {
         this.listenerInfo().flatMap((l) =>
           l.certificates.map((c) => ({ listener: l.name, subject: c.subject, notAfter: Date.parse(c.notAfter) })),
         ),
+      retries: () =>
+        [...this.snapshot.upstreams.values()].map(({ spec, upstream }) => ({
+          upstream: spec.name,
+          retries: upstream.stats.retries,
+          budgetExhausted: upstream.stats.budgetExhausted,
+        })),
+      connectionsDropped: () => this.edges.map((l) => ({ listener: l.spec.name, dropped: l.dropped })),
       endpoints: () => {
         const now = Date.now();
         return [...this.snapshot.upstreams.values()].flatMap(({ spec, upstream }) =>
@@ -246,7 +253,7 @@ export class Gateway extends EventEmitter {
 
   private makeListener(spec: ListenerSpec, logger: FastifyBaseLogger): EdgeListener {
     const tls = spec.tls ? new TlsListener(spec.tls, logger, spec.name) : null;
-    const l: EdgeListener = { spec, index: spec.index, tls, app: null as unknown as FastifyInstance };
+    const l: EdgeListener = { spec, index: spec.index, tls, app: null as unknown as FastifyInstance, dropped: 0 };
     if (tls) tls.onReload = (r) => this.emit('certificates', { listener: spec.name, ok: r.ok, errors: r.errors.map((e) => e.message) });
     const handler = (req: IncomingMessage, res: ServerResponse) => this.onRequest(l, req, res);
     l.app = Fastify({
@@ -274,16 +281,24 @@ export class Gateway extends EventEmitter {
           trackConnections(h2);
           server = h2 as unknown as Server;
         } else if (tls) {
-          server = createHttpsServer(tls.serverOptions(), handler);
+          server = createHttpsServer({ ...tls.serverOptions(), ...clientLimits(this.runtime.snapshot.gateway) }, handler);
         } else {
-          server = createHttpServer(handler);
+          server = createHttpServer(clientLimits(this.runtime.snapshot.gateway), handler);
         }
         // A client must finish its request head in time (node checks every connectionsCheckingInterval).
-        const headersMs = this.runtime.snapshot.gateway.headersTimeoutMs;
+        const g = this.runtime.snapshot.gateway;
+        const headersMs = g.headersTimeoutMs;
         if (headersMs > 0 && 'headersTimeout' in server) {
           server.headersTimeout = headersMs;
-          if (server.requestTimeout !== 0 && server.requestTimeout < headersMs) server.requestTimeout = headersMs;
+          // Node's own whole-request timeout never fires before the gateway's body timeouts.
+          server.requestTimeout = g.bodyTimeoutMs > 0 ? headersMs + g.bodyTimeoutMs : 0;
         }
+        // Beyond maxConnections, node closes a new connection as soon as it is accepted.
+        server.maxConnections = spec.maxConnections;
+        server.on('drop', () => l.dropped++);
+        // One header more than allowed is kept, so the handler can tell "too many" (431) from
+        // "exactly the limit"; node would otherwise drop headers past 2000 silently.
+        if ('maxHeadersCount' in server) server.maxHeadersCount = g.maxHeaders + 1;
         // WebSocket upgrades are HTTP/1.1 (also on an HTTP/2 listener, over an http/1.1 connection).
         server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
           const current = this.runtime.snapshot.gateway.listeners[spec.index] ?? spec;
@@ -340,6 +355,7 @@ export class Gateway extends EventEmitter {
       code: info.code || undefined,
       ms: Math.round((now - info.started) * 1000) / 1000,
       upstreamMs: info.upstreamStart === 0 ? undefined : Math.round(((info.upstreamEnd || now) - info.upstreamStart) * 1000) / 1000,
+      attempts: info.attempts > 1 ? info.attempts : undefined,
       requestBytes,
       responseBytes: info.responseBytes,
       clientIp: info.clientIp || req.socket.remoteAddress,
@@ -446,6 +462,8 @@ export class Gateway extends EventEmitter {
       swaps.push([l.tls, b]);
     }
     for (const [tls, spec] of swaps) tls.replace(spec);
+    // Connection limits follow reloads (connections already open stay).
+    for (const l of this.edges) l.app.server.maxConnections = next.gateway.listeners[l.index]?.maxConnections ?? l.spec.maxConnections;
     this.runtime = built;
     this.reloads++;
     this.log.info(
@@ -582,6 +600,18 @@ interface EdgeListener {
   index: number;
   app: FastifyInstance;
   tls: TlsListener | null;
+  /** Connections closed at accept because the listener had maxConnections open. */
+  dropped: number;
+}
+
+/**
+ * Options of an HTTP/1.1 server: node checks headers and request timeouts every
+ * connectionsCheckingInterval (30 s by default, which would let a slow client keep its connection
+ * up to twice the timeout), so it is a quarter of the headers timeout, between 100 ms and 30 s.
+ */
+function clientLimits(g: GatewaySettings): { connectionsCheckingInterval: number } {
+  const ms = g.headersTimeoutMs > 0 ? g.headersTimeoutMs / 4 : 30_000;
+  return { connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.round(ms))) };
 }
 
 /** The https URL for the same host, path and query, or null without a usable host. */

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
-import type { EndpointSpec, UpstreamSpec, UpstreamTlsSpec } from '../config/compile.ts';
+import type { EndpointSpec, RetrySpec, UpstreamSpec, UpstreamTlsSpec } from '../config/compile.ts';
 import { isPemText } from '../config/load.ts';
 
 /** TLS options for connections to an upstream's https:// endpoints, with a key for pool sharing. */
@@ -59,6 +59,8 @@ export class EndpointState {
   consecutiveFailures = 0;
   /** Failed connection attempts since start (metrics). */
   connectFailures = 0;
+  /** Requests dispatched to this endpoint and not yet finished (in a connection or queued for one). */
+  active = 0;
   private readonly pools = new Map<string, Pool>();
   constructor(origin: string) {
     this.origin = origin;
@@ -99,9 +101,71 @@ export class EndpointState {
   }
 }
 
+export type RetryReason = 'connect-failure' | 'reset' | 'timeout' | 'status';
+
+/** The retry budget looks back over two windows of this length (5–10 s). */
+const BUDGET_WINDOW_MS = 5_000;
+
+/**
+ * An upstream's retry counters and retry budget, kept by the registry under the upstream's
+ * name so they survive reloads. The budget (as in Envoy and Linkerd) allows, over the last
+ * 5–10 s, `minPerSecond × 10` retries plus `ratio` × the requests sent: when an upstream is
+ * failing for everyone, retries stop instead of multiplying the load on it.
+ */
+export class UpstreamStats {
+  readonly retries: Record<RetryReason, number> = { 'connect-failure': 0, reset: 0, timeout: 0, status: 0 };
+  /** Retries not made because the budget was spent. */
+  budgetExhausted = 0;
+  private windowStart = 0;
+  private requests = 0;
+  private retried = 0;
+  private prevRequests = 0;
+  private prevRetried = 0;
+
+  /** A first try is sent (`now`: performance.now()). Cheap: a compare and an increment. */
+  noteRequest(now: number): void {
+    if (now - this.windowStart >= BUDGET_WINDOW_MS) this.rotate(now);
+    this.requests++;
+  }
+
+  private rotate(now: number): void {
+    const stale = now - this.windowStart >= 2 * BUDGET_WINDOW_MS;
+    this.prevRequests = stale ? 0 : this.requests;
+    this.prevRetried = stale ? 0 : this.retried;
+    this.requests = 0;
+    this.retried = 0;
+    this.windowStart = now;
+  }
+
+  /** Whether the budget has room for one more retry; a refusal is counted. */
+  allowRetry(now: number, spec: RetrySpec): boolean {
+    if (now - this.windowStart >= BUDGET_WINDOW_MS) this.rotate(now);
+    const allowed = spec.budgetMinPerSecond * ((2 * BUDGET_WINDOW_MS) / 1000) + spec.budgetRatio * (this.requests + this.prevRequests);
+    if (this.retried + this.prevRetried + 1 > allowed) {
+      this.budgetExhausted++;
+      return false;
+    }
+    return true;
+  }
+
+  /** A retry is made (after allowRetry). */
+  tookRetry(reason: RetryReason): void {
+    this.retried++;
+    this.retries[reason]++;
+  }
+}
+
 /** Endpoint states by origin, shared by every snapshot so pools and health outlive a reload. */
 export class EndpointRegistry {
   private readonly states = new Map<string, EndpointState>();
+  private readonly upstreamStats = new Map<string, UpstreamStats>();
+
+  /** Retry counters and budget of an upstream, by name (kept across reloads). */
+  stats(upstream: string): UpstreamStats {
+    let s = this.upstreamStats.get(upstream);
+    if (!s) this.upstreamStats.set(upstream, (s = new UpstreamStats()));
+    return s;
+  }
 
   get(origin: string): EndpointState {
     let s = this.states.get(origin);
@@ -138,12 +202,23 @@ export class UpstreamClient {
   readonly endpoints: PickedEndpoint[];
   /** TLS options for https:// endpoints (null: system roots, name checked, no client cert). */
   readonly tls: UpstreamTlsOptions | null;
+  /** Retry settings, or null when retries are off (attempts 0). */
+  readonly retry: RetrySpec | null;
+  /** Upstream statuses that are retried, or null for none. */
+  readonly retryStatuses: ReadonlySet<number> | null;
+  readonly stats: UpstreamStats;
+  /** An endpoint with this many requests active is full (connections + maxPending). */
+  readonly fullAt: number;
   private readonly weighted: boolean;
   private readonly current: number[];
   private next = 0;
 
   constructor(spec: UpstreamSpec, registry: EndpointRegistry) {
     this.spec = spec;
+    this.retry = spec.retries.attempts > 0 ? spec.retries : null;
+    this.retryStatuses = this.retry !== null && this.retry.statuses.length > 0 ? new Set(this.retry.statuses) : null;
+    this.stats = registry.stats(spec.name);
+    this.fullAt = spec.connections + spec.maxPending;
     this.tls = upstreamTlsOptions(spec.name, spec.tls);
     this.endpoints = spec.endpoints.filter((e) => e.weight > 0).map((e) => ({ spec: e, state: registry.get(e.origin) }));
     this.weighted = new Set(this.endpoints.map((e) => e.spec.weight)).size > 1;
@@ -176,6 +251,27 @@ export class UpstreamClient {
     if (best === -1) return null;
     this.current[best]! -= total;
     return eps[best]!;
+  }
+
+  /**
+   * Another endpoint than `avoid` for a retry, or `avoid` itself when it is the only healthy
+   * one (a fresh connection to it may work: a closed keep-alive connection is the usual reset).
+   */
+  pickOther(now: number, avoid: PickedEndpoint): PickedEndpoint | null {
+    const n = this.endpoints.length;
+    let first: PickedEndpoint | null = null;
+    for (let i = 0; i < n; i++) {
+      const e = this.pick(now);
+      if (e === null) return null;
+      if (e !== avoid) return e;
+      first ??= e;
+    }
+    return first;
+  }
+
+  /** Whether an endpoint has no room for another request (all connections busy, queue full). */
+  isFull(e: PickedEndpoint): boolean {
+    return e.state.active >= this.fullAt;
   }
 
   /** Passive health: a failed connection ejects the endpoint for spec.ejectForMs. */

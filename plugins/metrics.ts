@@ -42,6 +42,10 @@ export interface MetricSources {
   endpoints(): Array<{ upstream: string; endpoint: string; ejected: boolean; connectFailures: number }>;
   /** Served certificates: listener name, certificate subject, expiry (ms since epoch). */
   certificates(): Array<{ listener: string; subject: string; notAfter: number }>;
+  /** Client connections each listener closed at accept for having maxConnections open. */
+  connectionsDropped?(): Array<{ listener: string; dropped: number }>;
+  /** Retries per upstream by reason, and retries the budget refused. */
+  retries?(): Array<{ upstream: string; retries: Record<string, number>; budgetExhausted: number }>;
 }
 
 export class Metrics {
@@ -141,6 +145,36 @@ export class Metrics {
         this.reset();
         const now = Date.now();
         for (const c of sources.certificates()) this.set({ listener: c.listener, subject: c.subject }, Math.round((c.notAfter - now) / 1000));
+      },
+    });
+    new Counter({
+      name: 'causeway_upstream_retries_total',
+      help: 'Requests sent again to an upstream after a failed try, by reason (connect-failure, reset, timeout, status).',
+      labelNames: ['upstream', 'reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const u of sources.retries?.() ?? []) for (const [reason, n] of Object.entries(u.retries)) this.inc({ upstream: u.upstream, reason }, n);
+      },
+    });
+    new Counter({
+      name: 'causeway_upstream_retry_budget_exhausted_total',
+      help: 'Retries not made because the upstream\'s retry budget was spent.',
+      labelNames: ['upstream'],
+      registers,
+      collect() {
+        this.reset();
+        for (const u of sources.retries?.() ?? []) this.inc({ upstream: u.upstream }, u.budgetExhausted);
+      },
+    });
+    new Counter({
+      name: 'causeway_connections_dropped_total',
+      help: 'Client connections closed as soon as they were accepted, because the listener had maxConnections open.',
+      labelNames: ['listener'],
+      registers,
+      collect() {
+        this.reset();
+        for (const l of sources.connectionsDropped?.() ?? []) this.inc({ listener: l.listener }, l.dropped);
       },
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'causeway_' });

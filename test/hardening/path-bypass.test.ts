@@ -91,6 +91,20 @@ const REFUSED = [
   '*',
   'http://gw.test/admin',
   'http://evil.test/admin',
+  // Percent-encoded bytes that are not valid UTF-8: overlong dots and slashes (decoders that
+  // accept overlongs read them as '.' and '/'), truncated and stray sequences, surrogates.
+  '/%c0%ae%c0%ae/admin',
+  '/public/%c0%ae%c0%ae/admin',
+  '/public/%e0%80%ae%e0%80%ae/admin',
+  '/public/%f0%80%80%ae/admin',
+  '/public%c0%afadmin',
+  '/public/%e0%80%af../admin',
+  '/admin%c3',
+  '/admin%c3/x',
+  '/%80admin',
+  '/%ed%a0%80admin',
+  '/%f4%90%80%80admin',
+  '/%ffadmin',
 ];
 
 /** Tricks served by the open route: the upstream gets a path no RFC 3986 server reads as /admin. */
@@ -108,9 +122,6 @@ const OPEN = [
   '/public/%252e%252e/admin',
   '/admin%252fusers',
   '/public%252f..%252fadmin',
-  '/%c0%ae%c0%ae/admin',
-  '/public/%c0%ae%c0%ae/admin',
-  '/public/%e0%80%ae%e0%80%ae/admin',
   '/%ef%bc%8e%ef%bc%8e/admin',
   '/%ef%bd%81dmin',
   '/...;/admin',
