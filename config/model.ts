@@ -175,6 +175,12 @@ export const Gateway = Type.Object(
 export const Admin = Type.Object(
   {
     listen: Type.Optional(desc(Listen, 'Where the admin API listens. Default 127.0.0.1:9901.')),
+    token: Type.Optional(
+      desc(
+        Type.String({ minLength: 16, maxLength: 512, pattern: '^[\\x21-\\x7e]+$' }),
+        'Bearer token that every admin endpoint then requires (`Authorization: Bearer <token>`), except /healthz, /readyz, /.well-known/jwks.json and the dashboard\'s static files; set it from ${ENV}. Without it, anyone who reaches the admin listener can use it: keep it on loopback (a non-loopback address without a token logs CW_ADMIN_EXPOSED).',
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -322,7 +328,7 @@ export const ConfigFile = Type.Object(
   {
     $schema: Type.Optional(Type.String()),
     gateway: Type.Optional(desc(Gateway, 'The edge listener.')),
-    admin: Type.Optional(desc(Admin, 'The admin listener: health, readiness, config, reload.')),
+    admin: Type.Optional(desc(Admin, 'The admin listener: health, readiness, metrics, config, reload, the admin API and the dashboard (docs/observability.md).')),
     upstreams: Type.Optional(
       desc(
         Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }), Upstream, { additionalProperties: false }),

@@ -19,6 +19,7 @@ import { EndpointRegistry, poolKey, UpstreamClient } from '../mesh/upstream.ts';
 import { registerAdminRoutes } from './admin.ts';
 import { rawErrorResponse, sendError } from './errors.ts';
 import { Metrics } from '../plugins/metrics.ts';
+import { LiveStats, type RawStats } from './stats.ts';
 import { closeAfter, handleRequest, hostHeader, isH2, makeRuntime, type GatewaySnapshot, type RequestInfo, type Runtime } from './proxy.ts';
 import { TlsFileError, TlsListener, type CertificateInfo } from './tls.ts';
 import { SharedResources } from '../plugins/policy.ts';
@@ -59,6 +60,8 @@ export class Gateway extends EventEmitter {
   reloadFailures = 0;
   reloads = 0;
   readonly metrics: Metrics;
+  /** Per-route, per-backend live stats for the admin API (gateway/stats.ts). Survive reloads. */
+  readonly stats = new LiveStats();
   private readonly accessLog: FastifyBaseLogger;
   /** Unhandled rejections and uncaught exceptions in this process (set by cli/gateway.ts). */
   processErrors = { unhandledRejections: 0, uncaughtExceptions: 0 };
@@ -196,6 +199,11 @@ export class Gateway extends EventEmitter {
     return this.runtime.snapshot;
   }
 
+  /** This process's raw, mergeable live stats (gateway/stats.ts mergeRawStats, statsView). */
+  rawStats(now = Date.now()): RawStats {
+    return this.stats.raw(now);
+  }
+
   get ready(): boolean {
     return !this.draining && !this.closed;
   }
@@ -303,6 +311,7 @@ export class Gateway extends EventEmitter {
     const cl = req.headers['content-length'];
     const requestBytes = cl === undefined ? 0 : Number(cl) || 0;
     const status = res.headersSent ? res.statusCode : 0;
+    this.stats.record(info.route, info.backend, status, now - info.started, performance.timeOrigin + now);
     this.metrics.observe({
       route: info.route,
       backend: info.backend,
@@ -439,6 +448,7 @@ export class Gateway extends EventEmitter {
     for (const [tls, spec] of swaps) tls.replace(spec);
     this.runtime = built;
     this.reloads++;
+    this.stats.retain(next.routes);
     this.log.info(
       { reason, version: next.version, previous: prev.version, routes: next.routes.length, restartNeeded },
       restartNeeded.length > 0
