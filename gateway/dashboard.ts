@@ -37,11 +37,15 @@ const HEADERS = {
   'x-frame-options': 'DENY',
 };
 
-/** Where the built dashboard is: dist/dashboard beside dist/gateway, or from the sources. */
+/**
+ * Where the built dashboard is: dist/dashboard/ when running from the sources (gateway/), or
+ * beside dist/gateway/ when running the compiled code. A build has an assets/ folder (the
+ * sources in dashboard/ do not).
+ */
 export function dashboardDir(): string | null {
-  for (const rel of ['../dashboard/', '../dist/dashboard/']) {
+  for (const rel of ['../dist/dashboard/', '../dashboard/']) {
     const dir = fileURLToPath(new URL(rel, import.meta.url));
-    if (existsSync(join(dir, 'index.html'))) return dir;
+    if (existsSync(join(dir, 'index.html')) && existsSync(join(dir, 'assets'))) return dir;
   }
   return null;
 }

@@ -142,25 +142,12 @@ export class LiveStats {
   }
 
   /**
-   * After a reload: drop routes and backends the config no longer has. Routes that keep their
-   * name keep their stats.
+   * After a reload: drop the routes the config no longer has. Routes that keep their name keep
+   * their stats, including those of backends they no longer use (still part of their totals).
    */
-  retain(routes: ReadonlyArray<{ name: string; backends: ReadonlyArray<{ spec: { name: string } }> }>): void {
-    const keep = new Map(routes.map((r) => [r.name, new Set(r.backends.map((b) => b.spec.name))]));
-    for (const [name, r] of this.routes) {
-      if (name === '') continue;
-      const backends = keep.get(name);
-      if (backends === undefined) {
-        this.routes.delete(name);
-        continue;
-      }
-      for (let i = r.names.length - 1; i >= 0; i--) {
-        if (r.names[i] !== '' && !backends.has(r.names[i]!)) {
-          r.names.splice(i, 1);
-          r.cells.splice(i, 1);
-        }
-      }
-    }
+  retain(routes: ReadonlyArray<{ name: string }>): void {
+    const keep = new Set(routes.map((r) => r.name));
+    for (const name of this.routes.keys()) if (name !== '' && !keep.has(name)) this.routes.delete(name);
   }
 
   raw(now = Date.now()): RawStats {

@@ -108,15 +108,18 @@ test('merging stats of different layouts is refused', (t) => {
   t.throws(() => mergeRawStats([a, { ...a, slotMs: 1000 }]), { message: /different layouts/ });
 });
 
-test('after a reload, routes and backends that are gone are dropped and the others kept', (t) => {
+test('after a reload, routes that are gone are dropped; the others keep all their data', (t) => {
   const s = new LiveStats();
   s.record('orders', 'monolith', 200, 1, T0);
   s.record('orders', 'orders-svc', 200, 1, T0);
   s.record('gone', 'monolith', 200, 1, T0);
-  s.retain([{ name: 'orders', backends: [{ spec: { name: 'monolith' } }] }]);
+  s.retain([{ name: 'orders' }]);
   const raw = s.raw(T0 + 1);
   t.deepEqual(
     raw.routes.map((r) => [r.route, r.backends.map((b) => b.backend)]),
-    [['orders', ['monolith']]],
+    [['orders', ['monolith', 'orders-svc']]],
   );
+  const orders = statsView(raw, [{ name: 'orders', backends: [{ upstream: 'monolith', weight: 1 }] }], T0 + 1).routes[0]!;
+  t.is(orders.total.requests, 2, 'a backend the route no longer uses still counts in its totals');
+  t.is(orders.backends.length, 1);
 });
