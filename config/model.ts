@@ -185,6 +185,49 @@ export const Admin = Type.Object(
   { additionalProperties: false },
 );
 
+export const Otlp = Type.Object(
+  {
+    endpoint: desc(
+      Type.String({ pattern: '^https?://' }),
+      'The collector\'s OTLP/HTTP URL, e.g. "http://otel-collector:4318"; /v1/traces is added unless the path already ends with it.',
+    ),
+    headers: Type.Optional(
+      desc(Type.Record(HeaderName, Type.String(), { additionalProperties: false }), 'Headers sent with every export, e.g. an authorization header from ${ENV}.'),
+    ),
+    sampleRatio: Type.Optional(
+      desc(
+        Type.Number({ minimum: 0, maximum: 1 }),
+        'Share of traces exported, 0 to 1, decided from the trace id (so every gateway agrees); a traceparent marked not sampled is never exported. Default 1.',
+      ),
+    ),
+    serviceName: Type.Optional(desc(Type.String({ minLength: 1 }), 'The service.name resource attribute. Default causeway-gateway.')),
+    timeout: Type.Optional(desc(Duration, 'Longest time one export may take. Default 10s.')),
+    batch: Type.Optional(
+      desc(
+        Type.Object(
+          {
+            maxSize: Type.Optional(desc(Type.Integer({ minimum: 1, maximum: 10000 }), 'Most spans in one export. Default 512.')),
+            interval: Type.Optional(desc(Duration, 'Longest time a span waits before it is exported. Default 5s.')),
+            maxQueue: Type.Optional(
+              desc(Type.Integer({ minimum: 1, maximum: 1000000 }), 'Most spans waiting; more are dropped and counted (causeway_otlp_spans{result="dropped"}). Default 2048.'),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        'Batching of exports.',
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const Telemetry = Type.Object(
+  {
+    otlp: Type.Optional(desc(Otlp, 'Export a server span per request with OTLP/HTTP (JSON encoding). Off unless set.')),
+  },
+  { additionalProperties: false },
+);
+
 export const Timeouts = Type.Object(
   {
     connect: Type.Optional(desc(Duration, 'Time to open a TCP (and TLS) connection to an endpoint. Default 5s.')),
@@ -352,6 +395,7 @@ export const ConfigFile = Type.Object(
       ),
     ),
     redis: Type.Optional(desc(Redis, 'Redis shared by the gateway replicas (rate-limit counters).')),
+    telemetry: Type.Optional(desc(Telemetry, 'Span export (docs/observability.md#span-export-otlp).')),
   },
   { additionalProperties: false, title: 'Causeway configuration' },
 );
@@ -370,3 +414,4 @@ export type StringMatchConfig = Static<typeof StringMatch>;
 export type HeaderRulesConfig = Static<typeof HeaderRules>;
 export type TimeoutsConfig = Static<typeof Timeouts>;
 export type ConfigModel = Static<typeof ConfigFile>;
+export type OtlpConfig = Static<typeof Otlp>;
