@@ -6,7 +6,7 @@ import type { CompiledRateLimit } from '../plugins/rate-limit.ts';
 import { registerDashboard } from './dashboard.ts';
 import { GATEWAY_ERRORS, type GatewayErrorCode } from './errors.ts';
 import type { Gateway } from './server.ts';
-import { statsView } from './stats.ts';
+import { statsView, type RawStats } from './stats.ts';
 
 /** Admin paths anyone who reaches the listener may use, with or without admin.token. */
 const OPEN = new Set(['/healthz', '/readyz', '/.well-known/jwks.json', '/', '/dashboard', '/dashboard/', '/dashboard/*']);
@@ -41,8 +41,7 @@ function redacted(model: Gateway['snapshot']['model']): Gateway['snapshot']['mod
 }
 
 /** Names of the policies each route runs (defaults first), as plugins/registry.ts chains them. */
-function routePolicies(gw: Gateway): Map<string, string[]> {
-  const model = gw.snapshot.model;
+function routePolicies(model: Gateway['snapshot']['model']): Map<string, string[]> {
   const defaults = model.defaultPolicies ?? [];
   const out = new Map<string, string[]>();
   for (const r of model.routes ?? []) {
@@ -66,6 +65,37 @@ function poolStats(state: unknown): { connected: number; inflight: number; pendi
     pending += s?.pending ?? 0;
   }
   return { connected, inflight, pending };
+}
+
+/**
+ * The answer of GET /api/routes from raw stats: this process's (gw.rawStats()) or, in a cluster
+ * primary, the workers' merged with mergeRawStats.
+ */
+export function routesAnswer(gw: Pick<Gateway, 'snapshot'>, raw: RawStats, now = raw.at) {
+  const s = gw.snapshot;
+  const configured = s.routes.map((r) => ({ name: r.name, backends: r.backends.map((b) => ({ upstream: b.spec.name, weight: b.weight })) }));
+  const view = statsView(raw, configured, now);
+  const policies = routePolicies(s.model);
+  const matches = new Map<string, Array<{ host: string; path: string }>>();
+  for (const e of s.table) {
+    let list = matches.get(e.route.name);
+    if (!list) matches.set(e.route.name, (list = []));
+    list.push({
+      host: e.host.kind === 'any' ? '*' : e.host.kind === 'wildcard' ? `*${e.host.value}` : e.host.value,
+      path: e.path.kind === 'prefix' ? `${e.path.value}${e.path.value.endsWith('/') ? '' : '/'}*` : e.path.value,
+    });
+  }
+  return {
+    version: s.version,
+    windowSeconds: view.windowSeconds,
+    routes: view.routes.map(({ name, ...rest }) => ({
+      name,
+      match: matches.get(name) ?? [],
+      policies: policies.get(name) ?? [],
+      ...rest,
+    })),
+    unmatched: view.unmatched,
+  };
 }
 
 export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
@@ -172,31 +202,8 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
   });
 
   app.get('/api/routes', async (_req, reply) => {
-    const s = gw.snapshot;
-    const configured = s.routes.map((r) => ({ name: r.name, backends: r.backends.map((b) => ({ upstream: b.spec.name, weight: b.weight })) }));
-    const view = statsView(gw.rawStats(), configured);
-    const policies = routePolicies(gw);
-    const matches = new Map<string, Array<{ host: string; path: string }>>();
-    for (const e of s.table) {
-      let list = matches.get(e.route.name);
-      if (!list) matches.set(e.route.name, (list = []));
-      list.push({
-        host: e.host.kind === 'any' ? '*' : e.host.kind === 'wildcard' ? `*${e.host.value}` : e.host.value,
-        path: e.path.kind === 'prefix' ? `${e.path.value}${e.path.value.endsWith('/') ? '' : '/'}*` : e.path.value,
-      });
-    }
     reply.header('cache-control', 'no-store');
-    return {
-      version: s.version,
-      windowSeconds: view.windowSeconds,
-      routes: view.routes.map(({ name, ...rest }) => ({
-        name,
-        match: matches.get(name) ?? [],
-        policies: policies.get(name) ?? [],
-        ...rest,
-      })),
-      unmatched: view.unmatched,
-    };
+    return routesAnswer(gw, gw.rawStats());
   });
 
   app.get('/api/upstreams', async (_req, reply) => {
@@ -234,7 +241,7 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
   });
 
   app.get('/api/policies', async (_req, reply) => {
-    const byRoute = routePolicies(gw);
+    const byRoute = routePolicies(gw.snapshot.model);
     const defaults = new Set(gw.snapshot.model.defaultPolicies ?? []);
     reply.header('cache-control', 'no-store');
     return {

@@ -1,5 +1,6 @@
 import test from 'ava';
-import { bearerMatches, isLoopback } from '../../gateway/admin.ts';
+import { bearerMatches, isLoopback, routesAnswer } from '../../gateway/admin.ts';
+import { mergeRawStats } from '../../gateway/stats.ts';
 import { startGateway } from '../helpers/gateway.ts';
 import { rawRequest } from '../helpers/http.ts';
 import { freePort, startUpstream } from '../helpers/upstream.ts';
@@ -220,4 +221,22 @@ test('an admin listener on a non-loopback address without admin.token logs CW_AD
   t.regex(warn.msg, /0\.0\.0\.0.*admin\.token/);
   const guarded = await start({ token: TOKEN });
   t.falsy(guarded.find((l) => l.code === 'CW_ADMIN_EXPOSED'));
+});
+
+test('a cluster primary merges the raw stats of its workers into one /api/routes answer', async (t) => {
+  const up = await startUpstream(t, 'svc');
+  const config = { upstreams: { svc: { endpoints: [up.url] } }, routes: [{ name: 'api', match: { prefix: '/' }, upstream: 'svc' }] };
+  // Two gateways stand in for two worker processes; their raw stats go through JSON as over IPC.
+  const workers = [await startGateway(t, config), await startGateway(t, config)];
+  for (let i = 0; i < 3; i++) t.is((await rawRequest({ port: workers[0]!.port, path: '/' })).status, 200);
+  for (let i = 0; i < 2; i++) t.is((await rawRequest({ port: workers[1]!.port, path: '/nowhere/%2F' })).status, 400);
+  t.is((await rawRequest({ port: workers[1]!.port, path: '/x' })).status, 200);
+  const raws = workers.map((w) => JSON.parse(JSON.stringify(w.gw.rawStats())));
+  const answer = routesAnswer(workers[0]!.gw, mergeRawStats(raws));
+  const api = answer.routes.find((r) => r.name === 'api')!;
+  t.is(api.total.requests, 4);
+  t.is(api.window.requests, 4);
+  t.is(api.backends[0]!.actualShare, 1);
+  t.is(answer.unmatched.total, 2);
+  t.deepEqual(api.match, [{ host: '*', path: '/*' }]);
 });
