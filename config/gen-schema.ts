@@ -24,7 +24,7 @@ export function configJsonSchema(): Schema {
     $id: SCHEMA_ID,
     title,
     description:
-      'One Causeway config file. A directory of files is merged: gateway, admin and redis key by key, upstreams, policies and consumers by name, routes in file order; defaultPolicies may be set in one file only.',
+      'One Causeway config file. A directory of files is merged: gateway, admin, redis and telemetry key by key, upstreams, policies and consumers by name, routes in file order; defaultPolicies may be set in one file only.',
     ...rest,
   };
 }
@@ -176,7 +176,7 @@ The config is one file (\`gateway.yaml\`, \`gateway.json\`) or a directory. For 
 every \`*.yaml\`, \`*.yml\` and \`*.json\` file directly in it (not in subdirectories; names starting
 with "." are skipped) is read in name order and merged:
 
-- \`gateway\`, \`admin\` and \`redis\` are merged field by field; the same field in two files is an error.
+- \`gateway\`, \`admin\`, \`redis\` and \`telemetry\` are merged field by field; the same field in two files is an error.
 - \`upstreams\`, \`policies\` and \`consumers\` are merged by name; the same name in two files is an error.
 - \`defaultPolicies\` may be set in one file only.
 - \`routes\` lists are joined in file order (then matched most specific first).

@@ -22,7 +22,7 @@ const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 const TOP_LEVEL = Object.keys(ConfigFile.properties).filter((k) => k !== '$schema');
 /**
  * Sections merged by name (the same name in two files is an issue), and what one entry is
- * called. gateway, admin and redis are merged setting by setting instead.
+ * called. gateway, admin, redis and telemetry are merged setting by setting instead.
  */
 const BY_NAME: Record<string, string> = { upstreams: 'upstream', policies: 'policy', consumers: 'consumer' };
 /** File paths inside a policy, by kind, resolved against the directory of the file that sets them. */
@@ -217,6 +217,7 @@ class Loader {
         case 'gateway':
         case 'admin':
         case 'redis':
+        case 'telemetry':
         case 'upstreams':
         case 'policies':
         case 'consumers': {

@@ -202,6 +202,55 @@ export const Gateway = Type.Object(
 export const Admin = Type.Object(
   {
     listen: Type.Optional(desc(Listen, 'Where the admin API listens. Default 127.0.0.1:9901.')),
+    token: Type.Optional(
+      desc(
+        Type.String({ minLength: 16, maxLength: 512, pattern: '^[\\x21-\\x7e]+$' }),
+        'Bearer token that every admin endpoint then requires (`Authorization: Bearer <token>`), except /healthz, /readyz, /.well-known/jwks.json and the dashboard\'s static files; set it from ${ENV}. Without it, anyone who reaches the admin listener can use it: keep it on loopback (a non-loopback address without a token logs CW_ADMIN_EXPOSED).',
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const Otlp = Type.Object(
+  {
+    endpoint: desc(
+      Type.String({ pattern: '^https?://' }),
+      'The collector\'s OTLP/HTTP URL, e.g. "http://otel-collector:4318"; /v1/traces is added unless the path already ends with it.',
+    ),
+    headers: Type.Optional(
+      desc(Type.Record(HeaderName, Type.String(), { additionalProperties: false }), 'Headers sent with every export, e.g. an authorization header from ${ENV}.'),
+    ),
+    sampleRatio: Type.Optional(
+      desc(
+        Type.Number({ minimum: 0, maximum: 1 }),
+        'Share of traces exported, 0 to 1, decided from the trace id (so every gateway agrees); a traceparent marked not sampled is never exported. Default 1.',
+      ),
+    ),
+    serviceName: Type.Optional(desc(Type.String({ minLength: 1 }), 'The service.name resource attribute. Default causeway-gateway.')),
+    timeout: Type.Optional(desc(Duration, 'Longest time one export may take. Default 10s.')),
+    batch: Type.Optional(
+      desc(
+        Type.Object(
+          {
+            maxSize: Type.Optional(desc(Type.Integer({ minimum: 1, maximum: 10000 }), 'Most spans in one export. Default 512.')),
+            interval: Type.Optional(desc(Duration, 'Longest time a span waits before it is exported. Default 5s.')),
+            maxQueue: Type.Optional(
+              desc(Type.Integer({ minimum: 1, maximum: 1000000 }), 'Most spans waiting; more are dropped and counted (causeway_otlp_spans{result="dropped"}). Default 2048.'),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        'Batching of exports.',
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const Telemetry = Type.Object(
+  {
+    otlp: Type.Optional(desc(Otlp, 'Export a server span per request with OTLP/HTTP (JSON encoding). Off unless set.')),
   },
   { additionalProperties: false },
 );
@@ -390,7 +439,7 @@ export const ConfigFile = Type.Object(
   {
     $schema: Type.Optional(Type.String()),
     gateway: Type.Optional(desc(Gateway, 'The edge listener.')),
-    admin: Type.Optional(desc(Admin, 'The admin listener: health, readiness, config, reload.')),
+    admin: Type.Optional(desc(Admin, 'The admin listener: health, readiness, metrics, config, reload, the admin API and the dashboard (docs/observability.md).')),
     upstreams: Type.Optional(
       desc(
         Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }), Upstream, { additionalProperties: false }),
@@ -414,6 +463,7 @@ export const ConfigFile = Type.Object(
       ),
     ),
     redis: Type.Optional(desc(Redis, 'Redis shared by the gateway replicas (rate-limit counters).')),
+    telemetry: Type.Optional(desc(Telemetry, 'Span export (docs/observability.md#span-export-otlp).')),
   },
   { additionalProperties: false, title: 'Causeway configuration' },
 );
@@ -432,3 +482,4 @@ export type StringMatchConfig = Static<typeof StringMatch>;
 export type HeaderRulesConfig = Static<typeof HeaderRules>;
 export type TimeoutsConfig = Static<typeof Timeouts>;
 export type ConfigModel = Static<typeof ConfigFile>;
+export type OtlpConfig = Static<typeof Otlp>;

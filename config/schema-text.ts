@@ -50,6 +50,11 @@ const PATTERNS: Record<string, PatternText> = {
     short: 'DNS name or *.example.com',
     keyLabel: 'key',
   },
+  '^[\\x21-\\x7e]+$': {
+    message: 'must be visible ASCII characters only (no spaces)',
+    short: 'visible ASCII, no spaces',
+    keyLabel: 'key',
+  },
   '^rediss?://': {
     message: 'must be a URL starting with "redis://" or "rediss://"',
     short: 'redis:// or rediss:// URL',

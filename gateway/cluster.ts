@@ -15,6 +15,7 @@ import { AggregatorRegistry, Gauge, Registry } from 'prom-client';
 import { request } from 'undici';
 import { compile } from '../config/compile.ts';
 import { loadConfig } from '../config/load.ts';
+import { isLoopback } from './admin.ts';
 import type { Gateway } from './server.ts';
 
 /** Messages between the primary and a worker (over the cluster IPC channel). */
@@ -220,6 +221,23 @@ export async function runPrimary(opts: PrimaryOptions, count: number): Promise<n
     reply.header('cache-control', 'max-age=60');
     return { keys: [...keys.values()] };
   });
+  // Live route stats: every worker's raw counters, merged, turned into the answer by one worker
+  // (it has the route table).
+  admin.get('/api/routes', async (req, reply) => {
+    const answers = await askAll('GET', '/cluster/stats', req.headers.authorization);
+    const bad = answers.find((a) => a.status !== 200);
+    if (bad) return passOn(reply, bad);
+    const one = answers[0];
+    if (!one) return reply.code(503).send({ error: { code: 'CW_NO_WORKER', message: 'no worker is ready' } });
+    const res = await request(`${one.worker.admin}/cluster/routes`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) },
+      body: `[${answers.map((a) => a.text).join(',')}]`,
+      headersTimeout: 10_000,
+      bodyTimeout: 10_000,
+    });
+    return passOn(reply, { status: res.statusCode, contentType: String(res.headers['content-type'] ?? 'application/json'), text: await res.body.text() });
+  });
   // Everything else (the JSON API, the dashboard) is asked of one ready worker.
   admin.all('/*', async (req, reply) => {
     const one = [...workers.values()].find((w) => w.admin !== null);
@@ -242,6 +260,13 @@ export async function runPrimary(opts: PrimaryOptions, count: number): Promise<n
     const e = err as NodeJS.ErrnoException;
     console.error(`causeway: cannot listen on ${settings.admin.host}:${settings.admin.port} (admin.listen): ${e.code === 'EADDRINUSE' ? 'the address is already in use' : e.message}`);
     return 1;
+  }
+
+  if (loaded.model.admin?.token === undefined && !isLoopback(settings.admin.host)) {
+    log.warn(
+      { code: 'CW_ADMIN_EXPOSED', admin: `${settings.admin.host}:${settings.admin.port}` },
+      `the admin listener binds ${settings.admin.host}:${settings.admin.port} (not loopback) and admin.token is not set: anyone who reaches it can read the config and stats and reload; set admin.token or bind 127.0.0.1`,
+    );
   }
 
   for (let i = 1; i <= count; i++) spawn(i);

@@ -28,6 +28,13 @@ export const GATEWAY_ERRORS = {
   CW_BAD_HOST: { status: 400, message: 'the request has no usable host' },
   CW_UPSTREAM_CONNECT_TIMEOUT: { status: 504, message: 'connecting to the upstream timed out' },
   CW_UPSTREAM_TIMEOUT: { status: 504, message: 'the upstream did not answer in time' },
+  // The admin listener (gateway/admin.ts).
+  CW_ADMIN_UNAUTHORIZED: { status: 401, message: 'admin.token is set: send Authorization: Bearer <token>' },
+  CW_ADMIN_BAD_REQUEST: { status: 400, message: 'a query parameter is missing or invalid' },
+  CW_ADMIN_UNKNOWN_POLICY: { status: 400, message: 'no rateLimit policy has this name' },
+  CW_ADMIN_STORE_UNAVAILABLE: { status: 503, message: 'the rate-limit store could not be read' },
+  CW_ADMIN_NOT_FOUND: { status: 404, message: 'no such admin file' },
+  CW_DASHBOARD_NOT_BUILT: { status: 503, message: 'the dashboard is not built: run npm run build' },
 } as const satisfies Record<string, GatewayErrorDef>;
 
 export type GatewayErrorCode = keyof typeof GATEWAY_ERRORS;

@@ -337,6 +337,8 @@ export interface RequestInfo {
   clientIp: string;
   /** W3C trace id ("" when the request never matched a route). */
   traceId: string;
+  /** The request's trace context (null when it never matched a route): for span export. */
+  trace: TraceContext | null;
   /** performance.now() when the upstream exchange started and ended (0: none). */
   upstreamStart: number;
   upstreamEnd: number;
@@ -371,7 +373,7 @@ function limitBody(req: IncomingMessage, max: number): Transform {
 
 /** Handle one client request end to end. */
 export function handleRequest(req: IncomingMessage, res: ServerResponse, rt: Runtime, hooks: ProxyHooks, listener = 0): void {
-  const info: RequestInfo = { started: performance.now(), route: '', backend: '', code: '', responseBytes: 0, subject: '', requestId: '', clientIp: '', traceId: '', upstreamStart: 0, upstreamEnd: 0, attempts: 0 };
+  const info: RequestInfo = { started: performance.now(), route: '', backend: '', code: '', responseBytes: 0, subject: '', requestId: '', clientIp: '', traceId: '', trace: null, upstreamStart: 0, upstreamEnd: 0, attempts: 0 };
   let finished = false;
   res.once('close', () => {
     if (finished) return;
@@ -387,6 +389,7 @@ export function handleRequest(req: IncomingMessage, res: ServerResponse, rt: Run
   info.route = m.route.name;
   info.requestId = m.requestId;
   info.traceId = m.trace.traceId;
+  info.trace = m.trace;
   info.clientIp = m.fwd.clientIp;
   const chain = rt.chains[m.route.index] ?? null;
   if (chain === null) return forward(req, res, rt, m, null, info);

@@ -20,6 +20,8 @@ import { EndpointRegistry, poolKey, UpstreamClient } from '../mesh/upstream.ts';
 import { registerAdminRoutes } from './admin.ts';
 import { rawErrorResponse, sendError } from './errors.ts';
 import { Metrics } from '../plugins/metrics.ts';
+import { LiveStats, type RawStats } from './stats.ts';
+import { otlpExporterFor, type OtlpExporter } from '../plugins/otlp.ts';
 import { closeAfter, handleRequest, hostHeader, isH2, makeRuntime, type GatewaySnapshot, type RequestInfo, type Runtime } from './proxy.ts';
 import { TlsFileError, TlsListener, type CertificateInfo } from './tls.ts';
 import { SharedResources } from '../plugins/policy.ts';
@@ -66,7 +68,11 @@ export class Gateway extends EventEmitter {
   reloadFailures = 0;
   reloads = 0;
   readonly metrics: Metrics;
+  /** Per-route, per-backend live stats for the admin API (gateway/stats.ts). Survive reloads. */
+  readonly stats = new LiveStats();
   private readonly accessLog: FastifyBaseLogger;
+  /** Span export (telemetry.otlp), null when off. */
+  private otlp: OtlpExporter | null;
   /** Unhandled rejections and uncaught exceptions in this process (set by cli/gateway.ts). */
   processErrors = { unhandledRejections: 0, uncaughtExceptions: 0 };
 
@@ -77,6 +83,7 @@ export class Gateway extends EventEmitter {
     this.registry = registry;
     this.shared = shared;
     this.accessLog = logger.child({ log: 'access' }) as FastifyBaseLogger;
+    this.otlp = otlpExporterFor(runtime.snapshot.model, null, logger);
     this.metrics = new Metrics('gateway', {
       configVersion: () => this.snapshot.version,
       reloads: () => ({ ok: this.reloads, failed: this.reloadFailures }),
@@ -88,6 +95,7 @@ export class Gateway extends EventEmitter {
         }
         return out;
       },
+      otlp: () => this.otlp?.counts ?? null,
       certificates: () =>
         this.listenerInfo().flatMap((l) =>
           l.certificates.map((c) => ({ listener: l.name, subject: c.subject, notAfter: Date.parse(c.notAfter) })),
@@ -212,6 +220,11 @@ export class Gateway extends EventEmitter {
     return this.runtime.snapshot;
   }
 
+  /** This process's raw, mergeable live stats (gateway/stats.ts mergeRawStats, statsView). */
+  rawStats(now = Date.now()): RawStats {
+    return this.stats.raw(now);
+  }
+
   get ready(): boolean {
     return !this.draining && !this.closed;
   }
@@ -327,6 +340,7 @@ export class Gateway extends EventEmitter {
     const cl = req.headers['content-length'];
     const requestBytes = cl === undefined ? 0 : Number(cl) || 0;
     const status = res.headersSent ? res.statusCode : 0;
+    this.stats.record(info.route, info.backend, status, now - info.started, performance.timeOrigin + now);
     this.metrics.observe({
       route: info.route,
       backend: info.backend,
@@ -337,6 +351,8 @@ export class Gateway extends EventEmitter {
       responseBytes: info.responseBytes,
     });
     if (info.code !== '' && info.backend === '' && info.route !== '') this.metrics.policyDenied(info.route, info.code);
+    const otlp = this.otlp;
+    if (otlp !== null && info.trace !== null && otlp.wants(info.trace.traceId, info.trace.flags)) this.exportSpan(otlp, req, info, status, now);
     const access = this.runtime.snapshot.gateway.accessLog;
     if (!access.enabled) return;
     // Sampling keeps every error line and a share of the successful ones.
@@ -360,6 +376,30 @@ export class Gateway extends EventEmitter {
       responseBytes: info.responseBytes,
       clientIp: info.clientIp || req.socket.remoteAddress,
       subject: info.subject || undefined,
+    });
+  }
+
+  /** One server span for telemetry.otlp (only called when export is on and the trace sampled). */
+  private exportSpan(otlp: OtlpExporter, req: IncomingMessage, info: RequestInfo, status: number, now: number): void {
+    const t = info.trace!;
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    otlp.add({
+      traceId: t.traceId,
+      spanId: t.spanId,
+      parentSpanId: t.parentId,
+      startMs: performance.timeOrigin + info.started,
+      endMs: performance.timeOrigin + now,
+      method: req.method ?? 'GET',
+      path: q === -1 ? url : url.slice(0, q),
+      host: hostHeader(req) ?? '',
+      route: info.route,
+      backend: info.backend,
+      status,
+      code: info.code,
+      clientIp: info.clientIp,
+      requestId: info.requestId,
+      upstreamMs: info.upstreamStart === 0 ? -1 : (info.upstreamEnd || now) - info.upstreamStart,
     });
   }
 
@@ -466,6 +506,8 @@ export class Gateway extends EventEmitter {
     for (const l of this.edges) l.app.server.maxConnections = next.gateway.listeners[l.index]?.maxConnections ?? l.spec.maxConnections;
     this.runtime = built;
     this.reloads++;
+    this.stats.retain(next.routes);
+    this.otlp = otlpExporterFor(next.model, this.otlp, this.log);
     this.log.info(
       { reason, version: next.version, previous: prev.version, routes: next.routes.length, restartNeeded },
       restartNeeded.length > 0
@@ -567,6 +609,8 @@ export class Gateway extends EventEmitter {
         await l.app.close();
       }),
     );
+    // Spans of the requests that just finished go out before the process ends.
+    await this.otlp?.close();
     await this.admin.close();
     await this.registry.close();
     await this.shared.close();

@@ -213,7 +213,22 @@ export class RemoteJwks {
   }
 
   private async fetchOnce(timeout: number): Promise<{ set: KeySet; skipped: number }> {
-    const signal = AbortSignal.any([AbortSignal.timeout(timeout), this.closing.signal]);
+    // A timer of our own rather than AbortSignal.any([AbortSignal.timeout(…), …]): on Node 20
+    // the timeout signal, held only weakly by the combined one, can be garbage-collected before
+    // it fires, and the fetch then hangs forever (seen as a test that never ended).
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new DOMException(`timed out after ${timeout}ms`, 'TimeoutError')), timeout);
+    const onClose = () => ac.abort(this.closing.signal.reason);
+    this.closing.signal.addEventListener('abort', onClose, { once: true });
+    try {
+      return await this.fetchWith(ac.signal);
+    } finally {
+      clearTimeout(timer);
+      this.closing.signal.removeEventListener('abort', onClose);
+    }
+  }
+
+  private async fetchWith(signal: AbortSignal): Promise<{ set: KeySet; skipped: number }> {
     const res = await fetch(this.uri, { signal, headers: { accept: 'application/jwk-set+json, application/json' } });
     if (!res.ok) {
       await res.body?.cancel().catch(() => {});

@@ -40,6 +40,8 @@ export interface MetricSources {
   reloads(): { ok: number; failed: number };
   rateLimit(): Array<{ policy: string; allowed: number; limited: number; storeFailures: number }>;
   endpoints(): Array<{ upstream: string; endpoint: string; ejected: boolean; connectFailures: number }>;
+  /** Span export counts (telemetry.otlp), or null when it is off. */
+  otlp?(): { exported: number; dropped: number; failed: number } | null;
   /** Served certificates: listener name, certificate subject, expiry (ms since epoch). */
   certificates(): Array<{ listener: string; subject: string; notAfter: number }>;
   /** Client connections each listener closed at accept for having maxConnections open. */
@@ -175,6 +177,20 @@ export class Metrics {
       collect() {
         this.reset();
         for (const l of sources.connectionsDropped?.() ?? []) this.inc({ listener: l.listener }, l.dropped);
+      },
+    });
+    new Gauge({
+      name: 'causeway_otlp_spans',
+      help: 'Spans since start handed to OTLP export, by result (exported, dropped: queue full, failed: export failed).',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        this.reset();
+        const c = sources.otlp?.() ?? null;
+        if (c === null) return;
+        this.set({ result: 'exported' }, c.exported);
+        this.set({ result: 'dropped' }, c.dropped);
+        this.set({ result: 'failed' }, c.failed);
       },
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'causeway_' });

@@ -68,7 +68,8 @@ function compilePart(part: string): PartFn {
   throw new Error(`unknown rate-limit key part "${part}"`);
 }
 
-const cap = (key: string): string =>
+/** A key as the limiters store it: keys longer than MAX_KEY_LENGTH are replaced by a hash. */
+export const cap = (key: string): string =>
   key.length <= MAX_KEY_LENGTH ? key : `#${createHash('sha1').update(key).digest('hex')}`;
 
 /** Compile key parts (default [ip]) into the function giving a request's budget key. */

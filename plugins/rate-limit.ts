@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import { parseDuration } from '../config/duration.ts';
 import type { Limit, RateLimitPolicyConfig, RedisConfig } from '../config/policy-model.ts';
 import type { Static } from '@sinclair/typebox';
-import { compileKey } from './rate-limit-key.ts';
+import { cap, compileKey } from './rate-limit-key.ts';
 import { DEFAULT_KEY_PREFIX, redisState, sharedRedis } from './rate-limit-redis.ts';
 import { addResponseHeader, type CompiledPolicy, type PolicyContext, type PolicyDeps, type PolicyLogger, type PolicyResult, type SharedResources, type Verdict } from './policy.ts';
 
@@ -37,6 +37,31 @@ export interface CompiledRateLimit extends CompiledPolicy {
   stats: RateLimitStats;
   /** 'memory' or 'redis'. */
   store: 'memory' | 'redis';
+  /**
+   * The current state of a key's budgets (admin API), read with the limiters' `get` (nothing is
+   * consumed). `consumer` picks that consumer's override limits. Rejects when the store fails.
+   */
+  inspect(key: string, consumer?: string): Promise<RateLimitState>;
+}
+
+/** One limit's state for a key. */
+export interface LimitState {
+  /** The limit's name in RateLimit headers (`<policy>-<window>`). */
+  name: string;
+  limit: number;
+  windowSeconds: number;
+  consumed: number;
+  remaining: number;
+  /** Milliseconds until the window resets (0: no window open for this key). */
+  resetMs: number;
+}
+
+export interface RateLimitState {
+  /** The key as stored (long keys are hashed, as on the request path). */
+  key: string;
+  /** "" for the policy's own limits, else the consumer whose override applies. */
+  override: string;
+  limits: LimitState[];
 }
 
 interface LimitSpec {
@@ -295,6 +320,28 @@ export function compileRateLimit(
     phase: 'limit',
     store,
     stats,
+    async inspect(rawKey, consumer) {
+      const set = consumer !== undefined ? overrides.get(consumer) : undefined;
+      const use = set ?? base;
+      const key = cap(rawKey);
+      const got = await Promise.all(use.limits.map((l) => l.limiter.get(key)));
+      return {
+        key,
+        override: set ? consumer! : '',
+        limits: use.limits.map((l, i) => {
+          const r = got[i];
+          const consumed = r ? Math.max(0, r.consumedPoints) : 0;
+          return {
+            name: l.spec.item,
+            limit: l.spec.requests,
+            windowSeconds: l.spec.windowSec,
+            consumed,
+            remaining: Math.max(0, l.spec.requests - consumed),
+            resetMs: r ? Math.max(0, r.msBeforeNext) : 0,
+          };
+        }),
+      };
+    },
     run(ctx) {
       let set = base;
       if (hasOverrides) {

@@ -234,7 +234,7 @@ test('an empty file is an empty config; a top level that is not an object is an 
   t.false(list.ok);
   if (list.ok) return;
   t.deepEqual(lines(dir, list.issues), [
-    'b.yaml:1:1: the top level must be an object with gateway, admin, upstreams, routes, policies, defaultPolicies, consumers, redis',
+    'b.yaml:1:1: the top level must be an object with gateway, admin, upstreams, routes, policies, defaultPolicies, consumers, redis, telemetry',
   ]);
 });
 
@@ -247,9 +247,9 @@ test('sections that are the wrong kind or unknown at the top level are reported 
   if (r.ok) return;
   t.deepEqual(r.issues.map(formatIssue), [
     'a.yaml:2:3 routes: expected a list, got an object',
-    'a.yaml:3:1 upstream: unknown field "upstream" (allowed: gateway, admin, upstreams, routes, policies, defaultPolicies, consumers, redis)',
+    'a.yaml:3:1 upstream: unknown field "upstream" (allowed: gateway, admin, upstreams, routes, policies, defaultPolicies, consumers, redis, telemetry)',
     'b.yaml:1:10 gateway: expected an object, got a list',
-    'b.yaml:2:1 upstream: unknown field "upstream" (allowed: gateway, admin, upstreams, routes, policies, defaultPolicies, consumers, redis)',
+    'b.yaml:2:1 upstream: unknown field "upstream" (allowed: gateway, admin, upstreams, routes, policies, defaultPolicies, consumers, redis, telemetry)',
   ]);
 });
 

@@ -92,6 +92,9 @@ test('--workers 2: both workers serve, the primary merges metrics and config, re
   t.truthy(line, metrics.slice(0, 2000));
   t.is(Number(line!.split(' ').pop()), 40);
   t.regex(metrics, /causeway_cluster_workers\{state="ready"\} 2/);
+  // /api/routes: the live stats of both workers, merged.
+  const routes = (await rawRequest({ port: c.adminPort, path: '/api/routes' })).json();
+  t.is(routes.routes.find((r: { name: string }) => r.name === 'all').total.requests, 40);
 
   const before = (await rawRequest({ port: c.adminPort, path: '/config' })).json();
   t.deepEqual(before.processErrors, { unhandledRejections: 0, uncaughtExceptions: 0 });
