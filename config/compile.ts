@@ -174,6 +174,8 @@ export interface GatewaySettings {
   trustedProxies: string[];
   requestIdHeader: string;
   drainTimeoutMs: number;
+  /** gateway.pathSemicolons: allow (false: a raw ';' in a path is a 400). */
+  pathSemicolons: boolean;
   /** Worker processes (gateway.workers; `auto` resolved to the core count). */
   workers: number;
   accessLog: { enabled: boolean; sample: number };
@@ -409,6 +411,7 @@ export function gatewaySettings(model: ConfigModel): GatewaySettings {
     trustedProxies: g.trustedProxies ?? [],
     requestIdHeader: (g.requestIdHeader ?? DEFAULTS.requestIdHeader).toLowerCase(),
     drainTimeoutMs: durationOr(g.drainTimeout, DEFAULTS.drainTimeoutMs),
+    pathSemicolons: g.pathSemicolons === 'allow',
     workers: g.workers === 'auto' ? availableParallelism() : (g.workers ?? 1),
     accessLog: { enabled: g.accessLog?.enabled ?? true, sample: g.accessLog?.sample ?? 1 },
     headersTimeoutMs: durationOr(g.requestTimeouts?.headers, 30_000),

@@ -148,6 +148,12 @@ export const Gateway = Type.Object(
     drainTimeout: Type.Optional(
       desc(Duration, 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits. Default 10s.'),
     ),
+    pathSemicolons: Type.Optional(
+      desc(
+        Type.Union([Type.Literal('reject'), Type.Literal('allow')]),
+        'A raw `;` in a request path: `reject` (400 CW_BAD_PATH) or `allow` (matched and sent as it is). Java servers (Tomcat, Jetty, Spring) drop what follows `;` in a segment, so with `allow` a client can send `/admin;x/users` past a route on `/admin` to an upstream that serves `/admin/users`. Default reject.',
+      ),
+    ),
     workers: Type.Optional(
       desc(
         Type.Union([Type.Integer({ minimum: 1, maximum: 256 }), Type.Literal('auto')]),

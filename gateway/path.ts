@@ -25,6 +25,8 @@
  * - A dot segment followed by path parameters (`..;x`, `.;`, also `..%3B`) is rejected: servers
  *   that strip parameters before resolving dots (Tomcat, Jetty) would read `/public/..;/admin`
  *   as `/admin`.
+ * - By default (gateway.pathSemicolons: reject) any raw `;` is rejected: the same servers read
+ *   `/admin;x/users` as `/admin/users`, which the gateway would match as another path.
  *
  * The result is idempotent: normalising a normalised path gives it back unchanged.
  *
@@ -55,6 +57,9 @@ for (let c = 0x61; c <= 0x7a; c++) PLAIN[c] = UNRESERVED[c] = 1;
 for (const ch of '-_~') PLAIN[ch.charCodeAt(0)] = UNRESERVED[ch.charCodeAt(0)] = 1;
 UNRESERVED[DOT] = 1;
 for (const ch of "!$&'()*+,;=:@") PLAIN[ch.charCodeAt(0)] = 1;
+/** PLAIN without ';', for gateway.pathSemicolons: reject (the default). */
+const PLAIN_NO_SEMI = PLAIN.slice();
+PLAIN_NO_SEMI[SEMI] = 0;
 
 const HEX = '0123456789ABCDEF';
 
@@ -63,6 +68,10 @@ const DOT_PARAMS = "a dot segment with parameters ('..;' or '.;') is not allowed
 
 /** Overlong forms (`%C0%AE` for '.'), lone or truncated sequences, surrogates, > U+10FFFF. */
 const BAD_UTF8 = 'percent-encoded bytes in the path are not valid UTF-8 (overlong, truncated or out of range)';
+
+/** A raw ';' with gateway.pathSemicolons: reject. */
+const SEMICOLON =
+  "a ';' is not allowed in the path: servers such as Tomcat, Jetty and Spring drop what follows it in a segment, so /admin;x could reach /admin through another route (gateway.pathSemicolons: allow passes it)";
 
 function bad(message: string): PathError {
   return { error: 'CW_BAD_PATH', message };
@@ -73,7 +82,7 @@ function bad(message: string): PathError {
  * where the path ends if the path is already in normal form, or -1 if it needs the slow path
  * (which also produces the precise error for anything invalid).
  */
-function scanSimple(s: string): number {
+function scanSimple(s: string, plain: Uint8Array): number {
   const len = s.length;
   let prev = SLASH;
   let i = 1;
@@ -92,7 +101,7 @@ function scanSimple(s: string): number {
           if (n2 === SLASH || n2 === QMARK || n2 === SEMI) return -1;
         }
       }
-    } else if (c >= 128 || PLAIN[c] === 0) {
+    } else if (c >= 128 || plain[c] === 0) {
       return -1; // '%', or a character that is an error
     }
     prev = c;
@@ -105,7 +114,7 @@ function scanSimple(s: string): number {
  * no '%', no '//', no dot segment. Such a path is returned by `normaliseUrl` unchanged.
  */
 export function isSimplePath(path: string): boolean {
-  return path.charCodeAt(0) === SLASH && scanSimple(path) === path.length;
+  return path.charCodeAt(0) === SLASH && scanSimple(path, PLAIN) === path.length;
 }
 
 function hexValue(c: number): number {
@@ -154,20 +163,24 @@ function badStart(raw: string): PathError {
   return bad("the request target must be a path starting with '/'");
 }
 
-/** Normalises a request-target (origin-form, as in node's `req.url`). See the rules above. */
-export function normaliseUrl(rawUrl: string): NormalisedUrl | PathError {
+/**
+ * Normalises a request-target (origin-form, as in node's `req.url`). See the rules above. With
+ * `semicolons` false (gateway.pathSemicolons: reject, the default) a raw ';' in the path is
+ * refused; an encoded one (%3B) is kept as it is, which no server reads as a delimiter.
+ */
+export function normaliseUrl(rawUrl: string, semicolons = true): NormalisedUrl | PathError {
   if (rawUrl.charCodeAt(0) !== SLASH) return badStart(rawUrl);
-  const end = scanSimple(rawUrl);
+  const end = scanSimple(rawUrl, semicolons ? PLAIN : PLAIN_NO_SEMI);
   if (end >= 0) {
     if (end === rawUrl.length) return { path: rawUrl, query: '' };
     const qErr = checkQuery(rawUrl, end + 1);
     if (qErr) return qErr;
     return { path: rawUrl.slice(0, end), query: rawUrl.slice(end + 1) };
   }
-  return slowPath(rawUrl);
+  return slowPath(rawUrl, semicolons);
 }
 
-function slowPath(raw: string): NormalisedUrl | PathError {
+function slowPath(raw: string, semicolons: boolean): NormalisedUrl | PathError {
   let end = raw.indexOf('?');
   if (end < 0) end = raw.length;
 
@@ -255,6 +268,7 @@ function slowPath(raw: string): NormalisedUrl | PathError {
     }
     if (c >= 128 || PLAIN[c] === 0) return bad(describeRaw(raw, i));
     if (c === SEMI && onlyDots && segDots > 0 && segDots < 3) return bad(DOT_PARAMS);
+    if (c === SEMI && !semicolons) return bad(SEMICOLON);
     seg += raw[i];
     onlyDots = false;
   }

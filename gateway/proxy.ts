@@ -178,7 +178,7 @@ export function matchRequest(req: IncomingMessage, rt: Runtime, upgrade: boolean
   if (req.rawHeaders.length > 2 * g.maxHeaders && headerCount(req) > g.maxHeaders) {
     return { status: 431, code: 'CW_TOO_MANY_HEADERS', message: `the request has more than ${g.maxHeaders} header fields`, requestId };
   }
-  const url = normaliseUrl(req.url ?? '');
+  const url = normaliseUrl(req.url ?? '', g.pathSemicolons);
   if ('error' in url) return { status: 400, code: 'CW_BAD_PATH', message: url.message, requestId };
   const authority = hostHeader(req);
   if (isH2(req) && req.headers.host !== undefined && authority !== req.headers.host && normaliseHost(req.headers.host) !== normaliseHost(authority)) {

@@ -230,3 +230,14 @@ test('simple random paths come back unchanged', (t) => {
     t.deepEqual(normaliseUrl(p), { path: p, query: '' });
   }
 });
+
+test("semicolons off (gateway.pathSemicolons: reject): a raw ';' anywhere in the path is refused, %3B and the query are not", (t) => {
+  for (const p of ['/a;b', '/admin;x/users', '/a/b;', '/;', '//a;b', '/%61;b']) {
+    const r = normaliseUrl(p, false);
+    t.true('error' in r, p);
+    t.regex((r as PathError).message, /';' is not allowed in the path/, p);
+  }
+  t.deepEqual(normaliseUrl('/a%3Bb?x=1;y=2', false), { path: '/a%3Bb', query: 'x=1;y=2' });
+  t.deepEqual(normaliseUrl('/a;b', true), { path: '/a;b', query: '' });
+  t.true('error' in normaliseUrl('/a/..;/b', true), 'dot segments with parameters are refused in both modes');
+});

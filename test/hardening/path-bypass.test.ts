@@ -10,9 +10,10 @@ import { recordingUpstream, exchange, type RecordingUpstream } from './helpers/r
 
 const SECRET = 'a-hardening-secret-that-is-long-enough-0123456789';
 
-async function setup(t: ExecutionContext): Promise<{ gw: TestGateway; up: RecordingUpstream }> {
+async function setup(t: ExecutionContext, gateway: Record<string, unknown> = {}): Promise<{ gw: TestGateway; up: RecordingUpstream }> {
   const up = await recordingUpstream(t, 'svc');
   const gw = await startGateway(t, {
+    gateway,
     upstreams: { svc: { endpoints: [up.url] } },
     policies: {
       auth: { jwt: { issuer: 'https://idp.test/', audiences: ['api'], algorithms: ['HS256'], secret: SECRET, forward: { 'x-user-id': 'sub' } } },
@@ -124,9 +125,11 @@ const OPEN = [
   '/public%252f..%252fadmin',
   '/%ef%bc%8e%ef%bc%8e/admin',
   '/%ef%bd%81dmin',
-  '/...;/admin',
   '/public/.../admin',
 ];
+
+/** A raw ';' (gateway.pathSemicolons: reject, the default): Tomcat and Spring read /admin;x as /admin. */
+const SEMICOLONS = ['/admin;x', '/admin;jsessionid=1/users', '/ADMIN;x', '/...;/admin', '/public/x;y', '/admin/;/users'];
 
 for (const path of PROTECTED) {
   test(`path bypass: ${JSON.stringify(path)} hits the protected route (401), never the upstream`, async (t) => {
@@ -148,6 +151,32 @@ for (const path of REFUSED) {
     t.is(up.seen.length, 0);
   });
 }
+
+for (const path of SEMICOLONS) {
+  test(`path bypass: ${JSON.stringify(path)} (a raw ';') is refused with 400 CW_BAD_PATH, never the upstream`, async (t) => {
+    const { gw, up } = await setup(t);
+    const r = await rawRequest({ port: gw.port, path });
+    t.is(r.status, 400, r.text);
+    t.is(r.json().error.code, 'CW_BAD_PATH');
+    t.regex(r.json().error.message, /';' is not allowed in the path/);
+    t.is(up.seen.length, 0);
+  });
+}
+
+test("pathSemicolons: allow passes ';' as it is, and the route is matched on the whole segment", async (t) => {
+  const { gw, up } = await setup(t, { pathSemicolons: 'allow' });
+  const r = await rawRequest({ port: gw.port, path: '/shop;jsessionid=1/cart?x=1' });
+  t.is(r.status, 200);
+  t.is(up.seen.at(-1)!.url, '/shop;jsessionid=1/cart?x=1');
+  // The documented risk of allow: /admin;x is not the /admin route (no 401) and reaches the upstream.
+  const risky = await rawRequest({ port: gw.port, path: '/admin;x' });
+  t.is(risky.status, 200);
+  t.is(up.seen.at(-1)!.url, '/admin;x');
+  // An encoded ';' is never a delimiter and passes in either mode.
+  const { gw: strict, up: up2 } = await setup(t);
+  t.is((await rawRequest({ port: strict.port, path: '/shop%3Bx/cart' })).status, 200);
+  t.is(up2.seen.at(-1)!.url, '/shop%3Bx/cart');
+});
 
 for (const path of OPEN) {
   test(`path bypass: ${JSON.stringify(path)} goes to the open route as a path that is not /admin`, async (t) => {
