@@ -98,6 +98,12 @@ export function routesAnswer(gw: Pick<Gateway, 'snapshot'>, raw: RawStats, now =
   };
 }
 
+/** The running snapshot's version, load time, files and reload counts (GET /config, /api/snapshot). */
+function snapshotSummary(gw: Gateway) {
+  const s = gw.snapshot;
+  return { version: s.version, loadedAt: s.createdAt.toISOString(), sources: s.sources, reloads: gw.reloads, reloadFailures: gw.reloadFailures };
+}
+
 export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
   // admin.token: read per request, so a reload can set, change or remove it.
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
@@ -150,11 +156,7 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
   app.get('/config', async () => {
     const s = gw.snapshot;
     return {
-      version: s.version,
-      loadedAt: s.createdAt.toISOString(),
-      sources: s.sources,
-      reloads: gw.reloads,
-      reloadFailures: gw.reloadFailures,
+      ...snapshotSummary(gw),
       processErrors: { ...gw.processErrors },
       listeners: gw.listenerInfo(),
       routes: s.table.map((e) => ({
@@ -200,11 +202,7 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
     const s = gw.snapshot;
     reply.header('cache-control', 'no-store');
     return {
-      version: s.version,
-      loadedAt: s.createdAt.toISOString(),
-      sources: s.sources,
-      reloads: gw.reloads,
-      reloadFailures: gw.reloadFailures,
+      ...snapshotSummary(gw),
       routes: s.routes.length,
       upstreams: s.upstreams.size,
       policies: gw.policies?.policies.size ?? 0,

@@ -159,6 +159,21 @@ export async function runPrimary(opts: PrimaryOptions, count: number): Promise<n
     );
   };
 
+  /** Every ready worker's answer; null once the reply is sent (a worker's failure passed on, or none ready). */
+  const askEvery = async (reply: FastifyReply, method: 'GET' | 'POST', path: string, authorization: string | undefined) => {
+    const answers = await askAll(method, path, authorization);
+    const bad = answers.find((a) => a.status !== 200);
+    if (bad) {
+      passOn(reply, bad);
+      return null;
+    }
+    if (answers.length === 0) {
+      noWorker(reply);
+      return null;
+    }
+    return answers as [(typeof answers)[number], ...typeof answers];
+  };
+
   const admin: FastifyInstance = Fastify({ logger: false });
   admin.get('/healthz', async () => ({ status: 'ok', workers: workers.size }));
   admin.get('/readyz', async (_req, reply) => {
@@ -168,9 +183,8 @@ export async function runPrimary(opts: PrimaryOptions, count: number): Promise<n
     return { ready: true, workers: { ready, total: workers.size, configured: count } };
   });
   admin.get('/metrics', async (req, reply) => {
-    const answers = await askAll('GET', '/metrics.json', req.headers.authorization);
-    const bad = answers.find((a) => a.status !== 200);
-    if (bad) return passOn(reply, bad);
+    const answers = await askEvery(reply, 'GET', '/metrics.json', req.headers.authorization);
+    if (answers === null) return reply;
     const parts = answers.map((a) => JSON.parse(a.text) as object[]);
     parts.push(await registry.getMetricsAsJSON());
     const merged = AggregatorRegistry.aggregate(parts);
@@ -180,7 +194,7 @@ export async function runPrimary(opts: PrimaryOptions, count: number): Promise<n
   admin.get('/config', async (req, reply) => {
     const answers = await askAll('GET', '/config', req.headers.authorization);
     const first = answers[0];
-    if (!first) return reply.code(503).send({ error: { code: 'CW_NO_WORKER', message: 'no worker is ready' } });
+    if (!first) return noWorker(reply);
     if (first.status !== 200) return passOn(reply, first);
     const body = JSON.parse(first.text) as Record<string, unknown>;
     const processErrors = { unhandledRejections: 0, uncaughtExceptions: 0 };
@@ -204,12 +218,9 @@ export async function runPrimary(opts: PrimaryOptions, count: number): Promise<n
     };
   });
   admin.post('/reload', async (req, reply) => {
-    const answers = await askAll('POST', '/reload', req.headers.authorization);
-    const failed = answers.find((a) => a.status !== 200);
-    if (failed) return passOn(reply, failed);
-    const first = answers[0];
-    if (!first) return reply.code(503).send({ error: { code: 'CW_NO_WORKER', message: 'no worker is ready' } });
-    return { ...(JSON.parse(first.text) as object), workers: answers.length };
+    const answers = await askEvery(reply, 'POST', '/reload', req.headers.authorization);
+    if (answers === null) return reply;
+    return { ...(JSON.parse(answers[0].text) as object), workers: answers.length };
   });
   admin.get('/.well-known/jwks.json', async (req, reply) => {
     const answers = await askAll('GET', '/.well-known/jwks.json', req.headers.authorization);
@@ -224,12 +235,9 @@ export async function runPrimary(opts: PrimaryOptions, count: number): Promise<n
   // Live route stats: every worker's raw counters, merged, turned into the answer by one worker
   // (it has the route table).
   admin.get('/api/routes', async (req, reply) => {
-    const answers = await askAll('GET', '/cluster/stats', req.headers.authorization);
-    const bad = answers.find((a) => a.status !== 200);
-    if (bad) return passOn(reply, bad);
-    const one = answers[0];
-    if (!one) return reply.code(503).send({ error: { code: 'CW_NO_WORKER', message: 'no worker is ready' } });
-    const res = await request(`${one.worker.admin}/cluster/routes`, {
+    const answers = await askEvery(reply, 'GET', '/cluster/stats', req.headers.authorization);
+    if (answers === null) return reply;
+    const res = await request(`${answers[0].worker.admin}/cluster/routes`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) },
       body: `[${answers.map((a) => a.text).join(',')}]`,
@@ -241,7 +249,7 @@ export async function runPrimary(opts: PrimaryOptions, count: number): Promise<n
   // Everything else (the JSON API, the dashboard) is asked of one ready worker.
   admin.all('/*', async (req, reply) => {
     const one = [...workers.values()].find((w) => w.admin !== null);
-    if (!one) return reply.code(503).send({ error: { code: 'CW_NO_WORKER', message: 'no worker is ready' } });
+    if (!one) return noWorker(reply);
     const res = await request(`${one.admin}${req.url}`, {
       method: req.method as 'GET',
       headers: req.headers.authorization ? { authorization: req.headers.authorization } : {},
@@ -375,6 +383,10 @@ function adminUrl(app: FastifyInstance): string {
   const a = app.server.address();
   if (a === null || typeof a === 'string') return String(a);
   return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+}
+
+function noWorker(reply: FastifyReply): FastifyReply {
+  return reply.code(503).send({ error: { code: 'CW_NO_WORKER', message: 'no worker is ready' } });
 }
 
 function passOn(reply: FastifyReply, a: { status: number; contentType: string; text: string }): FastifyReply {

@@ -132,6 +132,13 @@ test('npm start: the whole demo through the gateway, then SIGTERM stops everythi
   t.false(echo.headers['x-forwarded-for']!.includes('203.0.113.9'), 'a client-supplied X-Forwarded-For is not believed');
 
   t.is((await fetch(`${admin}/readyz`)).status, 200);
+  // The banner's dashboard and live-stats lines answer.
+  t.regex(demo.output(), /dashboard: http:\/\/localhost:\d+\/dashboard\//);
+  const page = await fetch(`${admin}/dashboard/`);
+  t.is(page.status, 200);
+  t.regex(await page.text(), /<html/i);
+  const stats = (await (await fetch(`${admin}/api/routes`)).json()) as { routes: Array<{ name: string; total: { requests: number } }> };
+  t.true(stats.routes.some((r) => r.total.requests > 0), 'the requests above are counted');
 
   demo.proc.kill('SIGTERM');
   t.is(await demo.exited, 0);
