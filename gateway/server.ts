@@ -18,6 +18,7 @@ import { ConfigError, formatIssues, type ConfigIssue } from '../config/issues.ts
 import { loadConfig } from '../config/load.ts';
 import { EndpointRegistry, poolKey, UpstreamClient } from '../mesh/upstream.ts';
 import { registerAdminRoutes } from './admin.ts';
+import { AccessLogWriter, type LineSink } from './access-log.ts';
 import { rawErrorResponse, sendError } from './errors.ts';
 import { Metrics } from '../plugins/metrics.ts';
 import { LiveStats, type RawStats } from './stats.ts';
@@ -71,18 +72,26 @@ export class Gateway extends EventEmitter {
   /** Per-route, per-backend live stats for the admin API (gateway/stats.ts). Survive reloads. */
   readonly stats = new LiveStats();
   private readonly accessLog: FastifyBaseLogger;
+  /** The hand-built access line writer, when the gateway made its own logger (else pino's child). */
+  private readonly accessWriter: AccessLogWriter | null;
+  /** The logger passes info lines (access lines are info). */
+  private readonly accessLevelOn: boolean;
   /** Span export (telemetry.otlp), null when off. */
   private otlp: OtlpExporter | null;
   /** Unhandled rejections and uncaught exceptions in this process (set by cli/gateway.ts). */
   processErrors = { unhandledRejections: 0, uncaughtExceptions: 0 };
 
-  private constructor(options: GatewayOptions, runtime: Runtime, registry: EndpointRegistry, shared: SharedResources, logger: FastifyBaseLogger) {
+  private constructor(options: GatewayOptions, runtime: Runtime, registry: EndpointRegistry, shared: SharedResources, logger: FastifyBaseLogger, sink: LineSink | null) {
     super();
     this.options = options;
     this.runtime = runtime;
     this.registry = registry;
     this.shared = shared;
     this.accessLog = logger.child({ log: 'access' }) as FastifyBaseLogger;
+    // With its own logger (pino, made in start) the gateway writes access lines itself.
+    const access = this.accessLog as unknown as Record<symbol, unknown> & { isLevelEnabled(level: string): boolean };
+    this.accessWriter = sink === null ? null : new AccessLogWriter(sink, String(access[pino.symbols.chindingsSym] ?? ''));
+    this.accessLevelOn = sink === null || access.isLevelEnabled('info');
     this.otlp = otlpExporterFor(runtime.snapshot.model, null, logger);
     this.metrics = new Metrics('gateway', {
       configVersion: () => this.snapshot.version,
@@ -137,8 +146,8 @@ export class Gateway extends EventEmitter {
   static async start(options: GatewayOptions): Promise<Gateway> {
     // Logs are written asynchronously (pino's destination flushes what is pending at exit), so
     // the access log never blocks the request path on a write to stdout.
-    const logger =
-      typeof options.logger === 'object' ? options.logger : (pino({ level: options.logger ?? 'info' }, pino.destination({ dest: 1, sync: false })) as FastifyBaseLogger);
+    const sink = typeof options.logger === 'object' ? null : pino.destination({ dest: 1, sync: false });
+    const logger = sink === null ? (options.logger as FastifyBaseLogger) : (pino({ level: (options.logger as string | undefined) ?? 'info' }, sink) as FastifyBaseLogger);
     const registry = new EndpointRegistry();
     const shared = new SharedResources();
     const runtime = await Gateway.build(options, registry, shared, logger);
@@ -149,7 +158,7 @@ export class Gateway extends EventEmitter {
     const snapshot = runtime.snapshot;
     let gw: Gateway;
     try {
-      gw = new Gateway(options, runtime, registry, shared, logger);
+      gw = new Gateway(options, runtime, registry, shared, logger, sink);
     } catch (err) {
       await registry.close();
       await shared.close();
@@ -359,6 +368,28 @@ export class Gateway extends EventEmitter {
     if (access.sample < 1 && status >= 200 && status < 400 && Math.random() >= access.sample) return;
     const url = req.url ?? '';
     const q = url.indexOf('?');
+    if (this.accessWriter !== null) {
+      if (!this.accessLevelOn) return;
+      this.accessWriter.write({
+        requestId: info.requestId,
+        traceId: info.traceId || undefined,
+        method: req.method,
+        host: hostHeader(req),
+        path: q === -1 ? url : url.slice(0, q),
+        route: info.route || undefined,
+        backend: info.backend || undefined,
+        status,
+        code: info.code || undefined,
+        ms: Math.round((now - info.started) * 1000) / 1000,
+        upstreamMs: info.upstreamStart === 0 ? undefined : Math.round(((info.upstreamEnd || now) - info.upstreamStart) * 1000) / 1000,
+        attempts: info.attempts > 1 ? info.attempts : undefined,
+        requestBytes,
+        responseBytes: info.responseBytes,
+        clientIp: info.clientIp || req.socket.remoteAddress,
+        subject: info.subject || undefined,
+      });
+      return;
+    }
     this.accessLog.info({
       requestId: info.requestId,
       traceId: info.traceId || undefined,
