@@ -643,6 +643,7 @@ export class Gateway extends EventEmitter {
     // Spans of the requests that just finished go out before the process ends.
     await this.otlp?.close();
     await this.admin.close();
+    this.accessWriter?.close();
     await this.registry.close();
     await this.shared.close();
   }
