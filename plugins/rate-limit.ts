@@ -164,6 +164,7 @@ function windowCounter(shared: SharedResources, id: string, spec: LimitSpec): Fi
   });
 }
 
+/** The Redis store's failOpen insurance limiter of one limit, kept across reloads likewise. */
 function memoryLimiter<T extends RateLimiterMemory>(shared: SharedResources, kind: 'fallback', id: string, spec: LimitSpec, make: new (o: { points: number; duration: number; keyPrefix: string }) => T): T {
   return shared.get(`rateLimit:${kind}:${id}:${spec.requests}/${spec.windowSec}`, () => ({
     value: new make({ points: spec.requests, duration: spec.windowSec, keyPrefix: '' }),
