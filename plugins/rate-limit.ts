@@ -7,6 +7,7 @@ import type { Limit, RateLimitPolicyConfig, RedisConfig } from '../config/policy
 import type { Static } from '@sinclair/typebox';
 import { cap, compileKey } from './rate-limit-key.ts';
 import { DEFAULT_KEY_PREFIX, redisState, sharedRedis } from './rate-limit-redis.ts';
+import { FixedWindowCounter, type WindowRes } from './rate-limit-window.ts';
 import { addResponseHeader, type CompiledPolicy, type PolicyContext, type PolicyDeps, type PolicyLogger, type PolicyResult, type SharedResources, type Verdict } from './policy.ts';
 
 type LimitConfig = Static<typeof Limit>;
@@ -71,15 +72,22 @@ interface LimitSpec {
   item: string;
 }
 
-interface LimitRun {
+/** A limit and its limiter: rate-limiter-flexible's with Redis, a FixedWindowCounter in memory. */
+interface LimitRun<L> {
   spec: LimitSpec;
-  limiter: RateLimiterAbstract;
+  limiter: L;
 }
 
-interface LimitSet {
-  limits: LimitRun[];
+interface LimitSet<L = RateLimiterAbstract> {
+  limits: Array<LimitRun<L>>;
   /** The RateLimit-Policy header value. */
   policyHeader: string;
+}
+
+/** What the headers are made of: RateLimiterRes (Redis) or WindowRes (memory). */
+interface Decided {
+  remainingPoints: number;
+  msBeforeNext: number;
 }
 
 interface PolicyState {
@@ -145,10 +153,19 @@ function policyState(shared: SharedResources, name: string): PolicyState {
 }
 
 /**
- * The in-memory limiter of one limit, kept across reloads while the policy's name and this limit
- * are unchanged, so a reload does not hand everyone a fresh budget.
+ * The in-memory limiter of one limit (the memory store's counter, or the Redis store's failOpen
+ * insurance), kept across reloads while the policy's name and this limit are unchanged, so a
+ * reload does not hand everyone a fresh budget.
  */
-function memoryLimiter<T extends RateLimiterMemory>(shared: SharedResources, kind: 'memory' | 'fallback', id: string, spec: LimitSpec, make: new (o: { points: number; duration: number; keyPrefix: string }) => T): T {
+function windowCounter(shared: SharedResources, id: string, spec: LimitSpec): FixedWindowCounter {
+  return shared.get(`rateLimit:memory:${id}:${spec.requests}/${spec.windowSec}`, () => {
+    const counter = new FixedWindowCounter({ points: spec.requests, windowMs: spec.windowSec * 1000 });
+    return { value: counter, close: () => counter.close() };
+  });
+}
+
+/** The Redis store's failOpen insurance limiter of one limit, kept across reloads likewise. */
+function memoryLimiter<T extends RateLimiterMemory>(shared: SharedResources, kind: 'fallback', id: string, spec: LimitSpec, make: new (o: { points: number; duration: number; keyPrefix: string }) => T): T {
   return shared.get(`rateLimit:${kind}:${id}:${spec.requests}/${spec.windowSec}`, () => ({
     value: new make({ points: spec.requests, duration: spec.windowSec, keyPrefix: '' }),
   }));
@@ -181,16 +198,23 @@ export function compileRateLimit(
     keyPrefix = deps.redis!.keyPrefix ?? DEFAULT_KEY_PREFIX;
   }
 
-  /** `set` names the budget: "" for `limits`, "@<consumer>" for an override. */
+  // Redis key: <keyPrefix><policy>:[@<consumer>:]<index>:<window>:<key>. The window is part of it
+  // so that changing a limit's window never reuses a counter with the old expiry. `set` names the
+  // budget: "" for `limits`, "@<consumer>" for an override.
+  const limitId = (set: string, i: number, spec: LimitSpec) => `${name}:${set ? `${set}:` : ''}${i}:${windowLabel(spec.windowSec)}`;
+
+  const buildMemorySet = (set: string, limits: readonly LimitConfig[]): LimitSet<FixedWindowCounter> => {
+    const list = specs(name, limits);
+    const runs = list.map((spec, i) => ({ spec, limiter: windowCounter(deps.shared, limitId(set, i, spec), spec) }));
+    return { limits: runs, policyHeader: policyHeader(list) };
+  };
+
   const buildSet = (set: string, limits: readonly LimitConfig[]): LimitSet => {
     const list = specs(name, limits);
-    const runs = list.map((spec, i): LimitRun => {
-      // Redis key: <keyPrefix><policy>:[@<consumer>:]<index>:<window>:<key>. The window is part of
-      // it so that changing a limit's window never reuses a counter with the old expiry.
-      const id = `${name}:${set ? `${set}:` : ''}${i}:${windowLabel(spec.windowSec)}`;
-      if (client === null) return { spec, limiter: memoryLimiter(deps.shared, 'memory', id, spec, RateLimiterMemory) };
+    const runs = list.map((spec, i): LimitRun<RateLimiterAbstract> => {
+      const id = limitId(set, i, spec);
       const limiter = new RateLimiterRedis({
-        storeClient: client,
+        storeClient: client!,
         points: spec.requests,
         duration: spec.windowSec,
         keyPrefix: `${keyPrefix}${id}`,
@@ -202,9 +226,15 @@ export function compileRateLimit(
     return { limits: runs, policyHeader: policyHeader(list) };
   };
 
-  const base = buildSet('', cfg.limits);
+  // Exactly one of the two kinds is built: Redis limiters, or the memory store's counters.
+  const base = client !== null ? buildSet('', cfg.limits) : null;
   const overrides = new Map<string, LimitSet>();
-  for (const [consumer, limits] of Object.entries(cfg.overrides ?? {})) overrides.set(consumer, buildSet(`@${consumer}`, limits));
+  const memBase = client === null ? buildMemorySet('', cfg.limits) : null;
+  const memOverrides = new Map<string, LimitSet<FixedWindowCounter>>();
+  for (const [consumer, limits] of Object.entries(cfg.overrides ?? {})) {
+    if (client !== null) overrides.set(consumer, buildSet(`@${consumer}`, limits));
+    else memOverrides.set(consumer, buildMemorySet(`@${consumer}`, limits));
+  }
 
   const storeFailed = (error: unknown): void => {
     stats.storeFailures++;
@@ -244,6 +274,71 @@ export function compileRateLimit(
     for (let i = 0; i < allowed.length; i++) {
       if (allowed[i]) set.limits[i]!.limiter.reward(key, 1).catch(() => {});
     }
+  };
+
+  /** The 429 when limit `worst` (of those that refused, the one freeing up last) refused. */
+  const limitedVerdict = (set: LimitSet<unknown>, worst: number, msBeforeNext: number): Verdict => {
+    const reset = Math.max(1, secondsCeil(msBeforeNext));
+    const verdict: Verdict = { status: 429, code: RATE_LIMITED, message: 'rate limit exceeded', headers: [['Retry-After', String(reset)]] };
+    if (headers !== 'none') {
+      verdict.headers!.push(['RateLimit-Policy', set.policyHeader], ['RateLimit', `"${set.limits[worst]!.spec.item}";r=0;t=${reset}`]);
+    }
+    return verdict;
+  };
+
+  /** RateLimit headers on an allowed request, for limit `best` (the closest to exhaustion). */
+  const allowedHeaders = (ctx: PolicyContext, set: LimitSet<unknown>, best: number, r: Decided): void => {
+    addResponseHeader(ctx, 'RateLimit-Policy', set.policyHeader);
+    addResponseHeader(ctx, 'RateLimit', `"${set.limits[best]!.spec.item}";r=${r.remainingPoints};t=${secondsCeil(r.msBeforeNext)}`);
+  };
+
+  /**
+   * The memory store: decided at once, without a promise, so a route whose other policies are
+   * synchronous too runs its whole chain synchronously.
+   */
+  const decideMemory = (ctx: PolicyContext, set: LimitSet<FixedWindowCounter>, key: string): PolicyResult => {
+    const limits = set.limits;
+    const n = limits.length;
+    const now = Date.now();
+    if (n === 1) {
+      // The common case, without the arrays.
+      const l = limits[0]!;
+      const r = l.limiter.consume(key, now);
+      if (r.consumedPoints > l.spec.requests) {
+        stats.limited++;
+        return limitedVerdict(set, 0, r.msBeforeNext);
+      }
+      stats.allowed++;
+      if (headers === 'all') allowedHeaders(ctx, set, 0, r);
+      return null;
+    }
+    const results: WindowRes[] = new Array(n);
+    let worst = -1;
+    for (let i = 0; i < n; i++) {
+      const r = limits[i]!.limiter.consume(key, now);
+      results[i] = r;
+      if (r.consumedPoints > limits[i]!.spec.requests && (worst < 0 || r.msBeforeNext > results[worst]!.msBeforeNext)) worst = i;
+    }
+    if (worst >= 0) {
+      // A request refused by one limit does not use up the others.
+      for (let i = 0; i < n; i++) {
+        if (results[i]!.consumedPoints <= limits[i]!.spec.requests) limits[i]!.limiter.reward(key, 1, now);
+      }
+      stats.limited++;
+      return limitedVerdict(set, worst, results[worst]!.msBeforeNext);
+    }
+    stats.allowed++;
+    if (headers === 'all') {
+      // The limit closest to exhaustion: fewest remaining, then the one that resets last.
+      let best = 0;
+      for (let i = 1; i < n; i++) {
+        const a = results[i]!;
+        const b = results[best]!;
+        if (a.remainingPoints < b.remainingPoints || (a.remainingPoints === b.remainingPoints && a.msBeforeNext > b.msBeforeNext)) best = i;
+      }
+      allowedHeaders(ctx, set, best, results[best]!);
+    }
+    return null;
   };
 
   const decide = async (ctx: PolicyContext, set: LimitSet, key: string): Promise<PolicyResult> => {
@@ -290,12 +385,7 @@ export function compileRateLimit(
       // The limit that frees up last decides when to come back.
       let worst = denied[0]!;
       for (const i of denied) if (res(i).msBeforeNext > res(worst).msBeforeNext) worst = i;
-      const reset = Math.max(1, secondsCeil(res(worst).msBeforeNext));
-      const verdict: Verdict = { status: 429, code: RATE_LIMITED, message: 'rate limit exceeded', headers: [['Retry-After', String(reset)]] };
-      if (headers !== 'none') {
-        verdict.headers!.push(['RateLimit-Policy', set.policyHeader], ['RateLimit', `"${set.limits[worst]!.spec.item}";r=0;t=${reset}`]);
-      }
-      return verdict;
+      return limitedVerdict(set, worst, res(worst).msBeforeNext);
     }
     stats.allowed++;
     if (headers === 'all') {
@@ -306,14 +396,23 @@ export function compileRateLimit(
         const b = res(best);
         if (a.remainingPoints < b.remainingPoints || (a.remainingPoints === b.remainingPoints && a.msBeforeNext > b.msBeforeNext)) best = i;
       }
-      const r = res(best);
-      addResponseHeader(ctx, 'RateLimit-Policy', set.policyHeader);
-      addResponseHeader(ctx, 'RateLimit', `"${set.limits[best]!.spec.item}";r=${r.remainingPoints};t=${secondsCeil(r.msBeforeNext)}`);
+      allowedHeaders(ctx, set, best, res(best));
     }
     return null;
   };
 
-  const hasOverrides = overrides.size > 0;
+  const hasOverrides = overrides.size > 0 || memOverrides.size > 0;
+  const limitState = (spec: LimitSpec, r: Decided & { consumedPoints: number } | null): LimitState => {
+    const consumed = r ? Math.max(0, r.consumedPoints) : 0;
+    return {
+      name: spec.item,
+      limit: spec.requests,
+      windowSeconds: spec.windowSec,
+      consumed,
+      remaining: Math.max(0, spec.requests - consumed),
+      resetMs: r ? Math.max(0, r.msBeforeNext) : 0,
+    };
+  };
   return {
     name,
     kind: 'rateLimit',
@@ -321,34 +420,34 @@ export function compileRateLimit(
     store,
     stats,
     async inspect(rawKey, consumer) {
-      const set = consumer !== undefined ? overrides.get(consumer) : undefined;
-      const use = set ?? base;
       const key = cap(rawKey);
-      const got = await Promise.all(use.limits.map((l) => l.limiter.get(key)));
-      return {
-        key,
-        override: set ? consumer! : '',
-        limits: use.limits.map((l, i) => {
-          const r = got[i];
-          const consumed = r ? Math.max(0, r.consumedPoints) : 0;
-          return {
-            name: l.spec.item,
-            limit: l.spec.requests,
-            windowSeconds: l.spec.windowSec,
-            consumed,
-            remaining: Math.max(0, l.spec.requests - consumed),
-            resetMs: r ? Math.max(0, r.msBeforeNext) : 0,
-          };
-        }),
-      };
-    },
-    run(ctx) {
-      let set = base;
-      if (hasOverrides) {
-        const consumer = ctx.identity?.consumer;
-        if (consumer !== undefined) set = overrides.get(consumer) ?? base;
+      if (memBase !== null) {
+        const set = consumer !== undefined ? memOverrides.get(consumer) : undefined;
+        const use = set ?? memBase;
+        const now = Date.now();
+        return { key, override: set ? consumer! : '', limits: use.limits.map((l) => limitState(l.spec, l.limiter.get(key, now))) };
       }
-      return decide(ctx, set, keyOf(ctx));
+      const set = consumer !== undefined ? overrides.get(consumer) : undefined;
+      const use = set ?? base!;
+      const got = await Promise.all(use.limits.map((l) => l.limiter.get(key)));
+      return { key, override: set ? consumer! : '', limits: use.limits.map((l, i) => limitState(l.spec, got[i] ?? null)) };
     },
+    run: memBase !== null
+      ? (ctx) => {
+          let set = memBase;
+          if (hasOverrides) {
+            const consumer = ctx.identity?.consumer;
+            if (consumer !== undefined) set = memOverrides.get(consumer) ?? memBase;
+          }
+          return decideMemory(ctx, set, keyOf(ctx));
+        }
+      : (ctx) => {
+          let set = base!;
+          if (hasOverrides) {
+            const consumer = ctx.identity?.consumer;
+            if (consumer !== undefined) set = overrides.get(consumer) ?? set;
+          }
+          return decide(ctx, set, keyOf(ctx));
+        },
   };
 }

@@ -3,7 +3,7 @@
 import test, { type ExecutionContext } from 'ava';
 import type { Redis } from 'ioredis';
 import type { RateLimitPolicyConfig, RedisConfig } from '../../config/policy-model.ts';
-import { newContext, SharedResources, type Identity, type PolicyContext, type PolicyLogger, type Verdict } from '../../plugins/policy.ts';
+import { isPromise, newContext, SharedResources, type Identity, type PolicyContext, type PolicyLogger, type Verdict } from '../../plugins/policy.ts';
 import { compileKey, MAX_KEY_LENGTH } from '../../plugins/rate-limit-key.ts';
 import { compileRateLimit, type CompiledRateLimit } from '../../plugins/rate-limit.ts';
 import { startRedis } from '../helpers/redis.ts';
@@ -210,6 +210,55 @@ test('windows must be whole seconds; store redis without a redis section is an e
   t.throws(() => compile(replica(t), { limits: [{ requests: 1, per: '250ms' }] }), { message: /whole number of seconds/ });
   t.throws(() => compile(replica(t), { limits: [{ requests: 1, per: '1500ms' }] }), { message: /whole number of seconds/ });
   t.throws(() => compile(replica(t), { limits: [{ requests: 1, per: '1s' }], store: 'redis' }), { message: /store "redis".*no top-level "redis"/ });
+});
+
+test('memory store: run decides at once, never a Promise (allowed, 429, several limits with refunds, overrides)', (t) => {
+  const p = compile(replica(t), {
+    key: ['consumer'],
+    limits: [{ requests: 2, per: '1m' }, { requests: 3, per: '1h' }],
+    overrides: { gold: [{ requests: 1, per: '1m' }] },
+  });
+  const outcomes: Array<number | string> = [];
+  const c = () => ctx({ identity: { consumer: 'acme' } });
+  for (let i = 0; i < 4; i++) {
+    const cx = c();
+    const out = p.run(cx);
+    t.false(isPromise(out));
+    outcomes.push(out === null ? (cx.responseHeaders ?? []).map(([, v]) => v).join(' / ') : (out as Verdict).status);
+  }
+  t.deepEqual(outcomes.slice(0, 2).map((h) => String(h).replace(/t=\d+/, 't=T')), [
+    '"per-ip-1m";q=2;w=60, "per-ip-1h";q=3;w=3600 / "per-ip-1m";r=1;t=T',
+    '"per-ip-1m";q=2;w=60, "per-ip-1h";q=3;w=3600 / "per-ip-1m";r=0;t=T',
+  ]);
+  t.deepEqual(outcomes.slice(2), [429, 429]);
+  // The refused requests were given back to the hourly limit: 2 of 3 used.
+  return p.inspect('acme').then((s) => {
+    t.deepEqual(s.limits.map((l) => [l.name, l.consumed, l.remaining]), [['per-ip-1m', 4, 0], ['per-ip-1h', 2, 1]]);
+    const gold = ctx({ identity: { consumer: 'gold' } });
+    t.is(p.run(gold), null);
+    const denied = p.run(ctx({ identity: { consumer: 'gold' } }));
+    t.false(isPromise(denied));
+    t.is((denied as Verdict).status, 429);
+    t.deepEqual(p.stats, { allowed: 3, limited: 3, storeFailures: 0, unavailable: 0 });
+  });
+});
+
+test('memory store: a reload that keeps the policy and limit keeps the counts (inspect), a changed limit starts afresh, closing the SharedResources forgets them', async (t) => {
+  const r = replica(t);
+  const first = compile(r, { limits: [{ requests: 5, per: '1m' }, { requests: 50, per: '1h' }] });
+  for (let i = 0; i < 3; i++) first.run(ctx());
+  const reloaded = compile(r, { limits: [{ requests: 5, per: '1m' }, { requests: 60, per: '1h' }] });
+  const state = await reloaded.inspect('192.0.2.1');
+  t.is(state.key, '192.0.2.1');
+  t.is(state.override, '');
+  t.deepEqual(state.limits.map((l) => [l.name, l.limit, l.consumed, l.remaining]), [['per-ip-1m', 5, 3, 2], ['per-ip-1h', 60, 0, 60]]);
+  t.true(state.limits[0]!.resetMs > 0 && state.limits[0]!.resetMs <= 60_000);
+  t.is(state.limits[1]!.resetMs, 0);
+  // The first compile's counters are the same objects: what it counts, the reloaded one sees.
+  first.run(ctx());
+  t.is((await reloaded.inspect('192.0.2.1')).limits[0]!.consumed, 4);
+  await r.shared.close();
+  t.is((await reloaded.inspect('192.0.2.1')).limits[0]!.consumed, 0);
 });
 
 // ---------------------------------------------------------------------------------------------
