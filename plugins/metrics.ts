@@ -27,11 +27,18 @@ export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 
 type Labels = 'route' | 'backend' | 'method' | 'status_class' | 'reporter';
 
+/**
+ * One label set's figures, counted here and handed to prom-client only at scrape time: a
+ * prom-client child hashes its labels on every inc/observe (≈ 3 % of the plain route's CPU).
+ */
 interface Children {
-  requests: ReturnType<Counter<Labels>['labels']>;
-  duration: ReturnType<Histogram<Labels>['labels']>;
-  requestBytes: ReturnType<Counter<Labels>['labels']>;
-  responseBytes: ReturnType<Counter<Labels>['labels']>;
+  labels: Record<Labels, string>;
+  requests: number;
+  requestBytes: number;
+  responseBytes: number;
+  /** Observations per LATENCY_BUCKETS bound (not cumulative), then the +Inf ones. */
+  buckets: Float64Array;
+  sum: number;
 }
 
 /** Callbacks that read state owned elsewhere (policies, upstream client) at scrape time. */
@@ -65,16 +72,39 @@ export class Metrics {
     this.reporter = reporter;
     const registers = [this.registry];
     const labelNames: Labels[] = ['route', 'backend', 'method', 'status_class', 'reporter'];
-    this.requests = new Counter({ name: 'causeway_requests_total', help: 'Requests handled, by route, backend, method and status class.', labelNames, registers });
+    const children = this.children;
+    const counterFrom = (field: 'requests' | 'requestBytes' | 'responseBytes') =>
+      function (this: Counter<Labels>) {
+        this.reset();
+        for (const c of children.values()) if (c[field] > 0) this.inc(c.labels, c[field]);
+      };
+    this.requests = new Counter({ name: 'causeway_requests_total', help: 'Requests handled, by route, backend, method and status class.', labelNames, registers, collect: counterFrom('requests') });
     this.duration = new Histogram({
       name: 'causeway_request_duration_seconds',
       help: 'Time from a request\'s arrival to the end of its response.',
       labelNames,
       buckets: LATENCY_BUCKETS,
       registers,
+      collect() {
+        // prom-client keeps, per label set, the count of each bucket (not cumulative), the sum
+        // and the count; it accumulates the buckets itself when it writes them out.
+        const map: Record<string, unknown> = {};
+        let i = 0;
+        for (const c of children.values()) {
+          const bucketValues: Record<number, number> = {};
+          let count = 0;
+          for (let b = 0; b < LATENCY_BUCKETS.length; b++) {
+            bucketValues[LATENCY_BUCKETS[b]!] = c.buckets[b]!;
+            count += c.buckets[b]!;
+          }
+          count += c.buckets[LATENCY_BUCKETS.length]!;
+          map[String(i++)] = { labels: c.labels, bucketValues, sum: c.sum, count };
+        }
+        (this as unknown as { hashMap: Record<string, unknown> }).hashMap = map;
+      },
     });
-    this.requestBytes = new Counter({ name: 'causeway_request_bytes_total', help: 'Request body bytes received from clients (declared Content-Length).', labelNames, registers });
-    this.responseBytes = new Counter({ name: 'causeway_response_bytes_total', help: 'Response body bytes sent to clients from upstreams.', labelNames, registers });
+    this.requestBytes = new Counter({ name: 'causeway_request_bytes_total', help: 'Request body bytes received from clients (declared Content-Length).', labelNames, registers, collect: counterFrom('requestBytes') });
+    this.responseBytes = new Counter({ name: 'causeway_response_bytes_total', help: 'Response body bytes sent to clients from upstreams.', labelNames, registers, collect: counterFrom('responseBytes') });
     this.policyDenials = new Counter({
       name: 'causeway_policy_denials_total',
       help: 'Requests a policy answered itself (401, 403, 429, …), by route and error code.',
@@ -204,18 +234,17 @@ export class Metrics {
     let c = this.children.get(key);
     if (c === undefined) {
       const labels = { route: r.route || '-', backend: r.backend || '-', method, status_class: cls, reporter: this.reporter };
-      c = {
-        requests: this.requests.labels(labels),
-        duration: this.duration.labels(labels),
-        requestBytes: this.requestBytes.labels(labels),
-        responseBytes: this.responseBytes.labels(labels),
-      };
+      c = { labels, requests: 0, requestBytes: 0, responseBytes: 0, buckets: new Float64Array(LATENCY_BUCKETS.length + 1), sum: 0 };
       this.children.set(key, c);
     }
-    c.requests.inc();
-    c.duration.observe(r.seconds);
-    if (r.requestBytes > 0) c.requestBytes.inc(r.requestBytes);
-    if (r.responseBytes > 0) c.responseBytes.inc(r.responseBytes);
+    c.requests++;
+    const seconds = r.seconds;
+    let b = 0;
+    while (b < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[b]!) b++;
+    c.buckets[b]!++;
+    c.sum += seconds;
+    if (r.requestBytes > 0) c.requestBytes += r.requestBytes;
+    if (r.responseBytes > 0) c.responseBytes += r.responseBytes;
   }
 
   policyDenied(route: string, code: string): void {

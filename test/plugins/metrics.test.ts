@@ -58,3 +58,35 @@ test('docs/observability.md documents every causeway_ metric family and no other
   const documented = new Set([...doc.matchAll(/^\| `(causeway_[a-z_]+)` \|/gm)].map((x) => x[1]!));
   t.deepEqual([...documented].sort(), [...families].sort());
 });
+
+test('the request histogram and counters read out exactly as prom-client would count them itself', async (t) => {
+  const { Histogram, Registry } = await import('prom-client');
+  const { LATENCY_BUCKETS } = await import('../../plugins/metrics.ts');
+  const fc = (await import('fast-check')).default;
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.double({ min: 0, max: 60, noNaN: true }), { minLength: 1, maxLength: 60 }), async (durations) => {
+      const m = new Metrics('gateway', sources());
+      const reference = new Registry();
+      const h = new Histogram({ name: 'causeway_request_duration_seconds', help: 'x', labelNames: ['route'], buckets: LATENCY_BUCKETS, registers: [reference] });
+      for (const seconds of durations) {
+        m.observe({ route: 'r', backend: 'b', method: 'GET', status: 200, seconds, requestBytes: 1, responseBytes: 2 });
+        h.observe({ route: 'r' }, seconds);
+      }
+      const ours = await m.text();
+      const theirs = await reference.metrics();
+      for (const le of [...LATENCY_BUCKETS.map(String), '+Inf']) {
+        if (sample(ours, 'causeway_request_duration_seconds_bucket', { route: 'r', le }) !== sample(theirs, 'causeway_request_duration_seconds_bucket', { route: 'r', le })) return false;
+      }
+      const sumOk = Math.abs(sample(ours, 'causeway_request_duration_seconds_sum', { route: 'r' })! - sample(theirs, 'causeway_request_duration_seconds_sum', { route: 'r' })!) < 1e-6;
+      return (
+        sumOk &&
+        sample(ours, 'causeway_request_duration_seconds_count', { route: 'r' }) === durations.length &&
+        sample(ours, 'causeway_requests_total', { route: 'r' }) === durations.length &&
+        sample(ours, 'causeway_request_bytes_total', { route: 'r' }) === durations.length &&
+        sample(ours, 'causeway_response_bytes_total', { route: 'r' }) === 2 * durations.length
+      );
+    }),
+    { numRuns: 100 },
+  );
+  t.pass();
+});
