@@ -18,7 +18,7 @@ import { ConfigError, formatIssues, type ConfigIssue } from '../config/issues.ts
 import { loadConfig } from '../config/load.ts';
 import { EndpointRegistry, poolKey, UpstreamClient } from '../mesh/upstream.ts';
 import { registerAdminRoutes } from './admin.ts';
-import { AccessLogWriter, type LineSink } from './access-log.ts';
+import { AccessLogWriter, type AccessRecord, type LineSink } from './access-log.ts';
 import { rawErrorResponse, sendError } from './errors.ts';
 import { Metrics } from '../plugins/metrics.ts';
 import { LiveStats, type RawStats } from './stats.ts';
@@ -366,31 +366,10 @@ export class Gateway extends EventEmitter {
     if (!access.enabled) return;
     // Sampling keeps every error line and a share of the successful ones.
     if (access.sample < 1 && status >= 200 && status < 400 && Math.random() >= access.sample) return;
+    if (!this.accessLevelOn) return;
     const url = req.url ?? '';
     const q = url.indexOf('?');
-    if (this.accessWriter !== null) {
-      if (!this.accessLevelOn) return;
-      this.accessWriter.write({
-        requestId: info.requestId,
-        traceId: info.traceId || undefined,
-        method: req.method,
-        host: hostHeader(req),
-        path: q === -1 ? url : url.slice(0, q),
-        route: info.route || undefined,
-        backend: info.backend || undefined,
-        status,
-        code: info.code || undefined,
-        ms: Math.round((now - info.started) * 1000) / 1000,
-        upstreamMs: info.upstreamStart === 0 ? undefined : Math.round(((info.upstreamEnd || now) - info.upstreamStart) * 1000) / 1000,
-        attempts: info.attempts > 1 ? info.attempts : undefined,
-        requestBytes,
-        responseBytes: info.responseBytes,
-        clientIp: info.clientIp || req.socket.remoteAddress,
-        subject: info.subject || undefined,
-      });
-      return;
-    }
-    this.accessLog.info({
+    const record: AccessRecord = {
       requestId: info.requestId,
       traceId: info.traceId || undefined,
       method: req.method,
@@ -407,7 +386,9 @@ export class Gateway extends EventEmitter {
       responseBytes: info.responseBytes,
       clientIp: info.clientIp || req.socket.remoteAddress,
       subject: info.subject || undefined,
-    });
+    };
+    if (this.accessWriter !== null) this.accessWriter.write(record);
+    else this.accessLog.info(record);
   }
 
   /** One server span for telemetry.otlp (only called when export is on and the trace sampled). */
