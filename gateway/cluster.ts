@@ -14,6 +14,7 @@ import { pino } from 'pino';
 import { AggregatorRegistry, Gauge, Registry } from 'prom-client';
 import { request } from 'undici';
 import { compile } from '../config/compile.ts';
+import { formatIssues } from '../config/issues.ts';
 import { loadConfig } from '../config/load.ts';
 import { isLoopback } from './admin.ts';
 import type { Gateway } from './server.ts';
@@ -58,7 +59,7 @@ export async function runPrimary(opts: PrimaryOptions, count: number): Promise<n
   const loaded = await loadConfig(opts.config);
   if (!loaded.ok) {
     // The workers would say the same; say it once.
-    console.error(`causeway: the config is invalid (${loaded.issues.length} error${loaded.issues.length === 1 ? '' : 's'})`);
+    console.error(`causeway: the config is invalid (${loaded.issues.length} error${loaded.issues.length === 1 ? '' : 's'}):\n${formatIssues(loaded.issues)}`);
     return 1;
   }
   const settings = compile(loaded.model, loaded.sources, () => null);

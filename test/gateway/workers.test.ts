@@ -191,3 +191,16 @@ test('gateway.workers in the config; a worker that cannot start stops the whole 
   t.is(exit.code, 1);
   t.regex(busy.stderr(), /cannot listen on 127\.0\.0\.1:\d+ \(gateway\.listen\): the address is already in use/);
 });
+
+test('--workers with an invalid config: every error with file and line, exit 1, no worker started', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'bad.json');
+  await writeFile(file, JSON.stringify({ gateway: { workers: 0 }, upstreams: {}, routes: [{ name: 'r', upstream: 'missing' }] }, null, 2));
+  for (const args of [['--workers', '2'], []]) {
+    const run = startCli(t, ['gateway', '-c', file, ...args]);
+    t.is((await run.exited).code, 1);
+    t.regex(run.stderr(), /the config is invalid \(\d+ errors?\):/);
+    t.regex(run.stderr(), /bad\.json:\d+:\d+ routes\[0\]\.upstream/);
+    t.false(run.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('causeway worker')), 'no worker started');
+  }
+});
