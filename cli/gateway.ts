@@ -1,6 +1,6 @@
 // `causeway gateway`: run the edge gateway until SIGTERM/SIGINT, reload on SIGHUP.
 import { ConfigError } from '../config/issues.ts';
-import { joinCluster, releaseChannel, runPrimary, workerCount, workerNumber } from '../gateway/cluster.ts';
+import { clusterPlan, joinCluster, releaseChannel, runPrimary, workerNumber } from '../gateway/cluster.ts';
 import { Gateway } from '../gateway/server.ts';
 
 /** Exit code after an uncaught exception (EX_SOFTWARE): the process state is unknown. */
@@ -34,9 +34,8 @@ function watchProcessErrors(getGateway: () => Gateway | null): { unhandledReject
 export async function runGateway(opts: { config: string; logLevel: string; watch: boolean; workers?: number | null }): Promise<number> {
   const worker = workerNumber();
   if (worker === undefined) {
-    // An invalid config gives null here: the single-process start below reports it.
-    const count = await workerCount({ config: opts.config, workers: opts.workers ?? null });
-    if (count !== null && count > 1) return runPrimary({ ...opts, workers: opts.workers ?? null }, count);
+    const plan = await clusterPlan({ config: opts.config, workers: opts.workers ?? null });
+    if (plan !== null) return runPrimary(opts.logLevel, plan);
   }
   let gw: Gateway | null = null;
   const counts = watchProcessErrors(() => gw);

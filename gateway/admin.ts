@@ -34,6 +34,16 @@ export function isLoopback(host: string): boolean {
   return LOOPBACK.test(host.replace(/^\[|\]$/g, ''));
 }
 
+/** Log CW_ADMIN_EXPOSED when the admin listener binds beyond loopback without admin.token. */
+export function warnIfAdminExposed(log: { warn(obj: object, msg: string): void }, admin: { host: string; port: number }, token: string | undefined): void {
+  if (token !== undefined || isLoopback(admin.host)) return;
+  const where = `${admin.host}:${admin.port}`;
+  log.warn(
+    { code: 'CW_ADMIN_EXPOSED', admin: where },
+    `the admin listener binds ${where} (not loopback) and admin.token is not set: anyone who reaches it can read the config and stats and reload; set admin.token or bind 127.0.0.1`,
+  );
+}
+
 /** The model as /config shows it: the admin token is never echoed. */
 function redacted(model: Gateway['snapshot']['model']): Gateway['snapshot']['model'] {
   if (model.admin?.token === undefined) return model;
@@ -119,14 +129,8 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
 
   // An admin listener anyone on the network can reach, with no token: say so at every start.
   app.addHook('onListen', async () => {
-    const { host, port } = gw.snapshot.admin;
     // A cluster worker's own admin listener is on loopback; the primary warns for admin.listen.
-    if (gw.options.worker === undefined && gw.snapshot.model.admin?.token === undefined && !isLoopback(host)) {
-      gw.log.warn(
-        { code: 'CW_ADMIN_EXPOSED', admin: `${host}:${port}` },
-        `the admin listener binds ${host}:${port} (not loopback) and admin.token is not set: anyone who reaches it can read the config and stats and reload; set admin.token or bind 127.0.0.1`,
-      );
-    }
+    if (gw.options.worker === undefined) warnIfAdminExposed(gw.log, gw.snapshot.admin, gw.snapshot.model.admin?.token);
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -14,9 +14,8 @@ import { pino } from 'pino';
 import { AggregatorRegistry, Gauge, Registry } from 'prom-client';
 import { request } from 'undici';
 import { compile } from '../config/compile.ts';
-import { formatIssues } from '../config/issues.ts';
 import { loadConfig } from '../config/load.ts';
-import { isLoopback } from './admin.ts';
+import { warnIfAdminExposed } from './admin.ts';
 import type { Gateway } from './server.ts';
 
 /** Messages between the primary and a worker (over the cluster IPC channel). */
@@ -37,32 +36,35 @@ interface WorkerState {
   retiring: boolean;
 }
 
-export interface PrimaryOptions {
-  config: string;
-  logLevel: string;
-  watch: boolean;
-  /** From --workers; else gateway.workers from the config. */
-  workers: number | null;
+/** What a cluster runs with: the worker count and the settings the primary needs. */
+export interface ClusterPlan {
+  count: number;
+  settings: ReturnType<typeof compile>;
 }
 
-/** The worker count to run with: --workers, else gateway.workers, else 1. Null if the config is invalid (the caller reports it). */
-export async function workerCount(opts: { config: string; workers: number | null }): Promise<number | null> {
-  if (opts.workers !== null) return opts.workers;
+/**
+ * Load the config once and decide: a plan when more than one worker is asked for (--workers,
+ * else gateway.workers), else null. An invalid config gives null too: the single-process start
+ * reports it, with every issue, as it would without workers.
+ */
+export async function clusterPlan(opts: { config: string; workers: number | null }): Promise<ClusterPlan | null> {
+  if (opts.workers === 1) return null;
   const loaded = await loadConfig(opts.config);
   if (!loaded.ok) return null;
-  return compile(loaded.model, loaded.sources, () => null).gateway.workers;
+  let settings: ClusterPlan['settings'];
+  try {
+    settings = compile(loaded.model, loaded.sources, () => null);
+  } catch {
+    return null; // an unreadable certificate file (CW_TLS_FILE): reported by the single-process start
+  }
+  const count = opts.workers ?? settings.gateway.workers;
+  return count > 1 ? { count, settings } : null;
 }
 
 /** Run the primary until it is stopped; the exit code. */
-export async function runPrimary(opts: PrimaryOptions, count: number): Promise<number> {
-  const log = pino({ level: opts.logLevel, base: { pid: process.pid, role: 'primary' } }, pino.destination({ dest: 1, sync: false }));
-  const loaded = await loadConfig(opts.config);
-  if (!loaded.ok) {
-    // The workers would say the same; say it once.
-    console.error(`causeway: the config is invalid (${loaded.issues.length} error${loaded.issues.length === 1 ? '' : 's'}):\n${formatIssues(loaded.issues)}`);
-    return 1;
-  }
-  const settings = compile(loaded.model, loaded.sources, () => null);
+export async function runPrimary(logLevel: string, plan: ClusterPlan): Promise<number> {
+  const log = pino({ level: logLevel, base: { pid: process.pid, role: 'primary' } }, pino.destination({ dest: 1, sync: false }));
+  const { count, settings } = plan;
   const workers = new Map<number, WorkerState>();
   let stopping = false;
   let everReady = false;
@@ -271,12 +273,7 @@ export async function runPrimary(opts: PrimaryOptions, count: number): Promise<n
     return 1;
   }
 
-  if (loaded.model.admin?.token === undefined && !isLoopback(settings.admin.host)) {
-    log.warn(
-      { code: 'CW_ADMIN_EXPOSED', admin: `${settings.admin.host}:${settings.admin.port}` },
-      `the admin listener binds ${settings.admin.host}:${settings.admin.port} (not loopback) and admin.token is not set: anyone who reaches it can read the config and stats and reload; set admin.token or bind 127.0.0.1`,
-    );
-  }
+  warnIfAdminExposed(log, settings.admin, settings.model.admin?.token);
 
   for (let i = 1; i <= count; i++) spawn(i);
 
