@@ -314,7 +314,7 @@ function sendVerdict(res: ServerResponse, req: IncomingMessage, v: Verdict, ctx:
   if (res.headersSent || gone(res)) return;
   const r = verdictResponse(v, ctx, requestId, rt.requestIdHeader);
   if (isH2(req)) for (const name of H2_FORBIDDEN) delete r.headers[name];
-  else if (hasBody(req)) res.shouldKeepAlive = false;
+  else if (hasBody(req)) closeAfter(res);
   res.writeHead(r.status, r.headers);
   res.end(r.body);
 }
@@ -348,7 +348,7 @@ export interface RequestInfo {
 
 export interface ProxyHooks {
   /** Called once per request when it is fully done (response finished or connection gone). */
-  done(info: RequestInfo): void;
+  done(req: IncomingMessage, res: ServerResponse, info: RequestInfo): void;
   /** A policy threw: logged by the caller. */
   policyError(err: unknown, route: string, requestId: string): void;
 }
@@ -378,7 +378,7 @@ export function handleRequest(req: IncomingMessage, res: ServerResponse, rt: Run
   res.once('close', () => {
     if (finished) return;
     finished = true;
-    hooks.done(info);
+    hooks.done(req, res, info);
   });
   const m = matchRequest(req, rt, false, listener);
   if ('status' in m) {

@@ -23,7 +23,7 @@ import { rawErrorResponse, sendError } from './errors.ts';
 import { Metrics } from '../plugins/metrics.ts';
 import { LiveStats, type RawStats } from './stats.ts';
 import { otlpExporterFor, type OtlpExporter } from '../plugins/otlp.ts';
-import { closeAfter, handleRequest, hostHeader, isH2, makeRuntime, type GatewaySnapshot, type RequestInfo, type Runtime } from './proxy.ts';
+import { closeAfter, handleRequest, hostHeader, isH2, makeRuntime, type GatewaySnapshot, type ProxyHooks, type RequestInfo, type Runtime } from './proxy.ts';
 import { TlsFileError, TlsListener, type CertificateInfo } from './tls.ts';
 import { SharedResources } from '../plugins/policy.ts';
 import { compilePolicySet, type PolicySet } from '../plugins/registry.ts';
@@ -363,10 +363,9 @@ export class Gateway extends EventEmitter {
     const otlp = this.otlp;
     if (otlp !== null && info.trace !== null && otlp.wants(info.trace.traceId, info.trace.flags)) this.exportSpan(otlp, req, info, status, now);
     const access = this.runtime.snapshot.gateway.accessLog;
-    if (!access.enabled) return;
+    if (!access.enabled || !this.accessLevelOn) return;
     // Sampling keeps every error line and a share of the successful ones.
     if (access.sample < 1 && status >= 200 && status < 400 && Math.random() >= access.sample) return;
-    if (!this.accessLevelOn) return;
     const url = req.url ?? '';
     const q = url.indexOf('?');
     const record: AccessRecord = {
@@ -429,20 +428,17 @@ export class Gateway extends EventEmitter {
       return;
     }
     if (spec.hsts !== null && l.tls !== null) res.setHeader('strict-transport-security', spec.hsts);
-    handleRequest(
-      req,
-      res,
-      rt,
-      {
-        done: (info) => {
-          inflight.delete(res);
-          this.requestDone(req, res, info);
-        },
-        policyError: (err, route, requestId) => this.log.error({ err, route, requestId, code: 'CW_POLICY_ERROR' }, 'a policy failed'),
-      },
-      l.index,
-    );
+    handleRequest(req, res, rt, this.hooks, l.index);
   }
+
+  /** One set of request hooks for every request (no closures made per request). */
+  private readonly hooks: ProxyHooks = {
+    done: (req, res, info) => {
+      this.inflight.delete(res);
+      this.requestDone(req, res, info);
+    },
+    policyError: (err, route, requestId) => this.log.error({ err, route, requestId, code: 'CW_POLICY_ERROR' }, 'a policy failed'),
+  };
 
   /** Log every upstream that skips certificate checks, on every load. */
   private warnInsecure(s: GatewaySnapshot): void {
@@ -470,6 +466,14 @@ export class Gateway extends EventEmitter {
     return run;
   }
 
+  /** A rejected reload: counted, logged with every issue; the running snapshot stays. */
+  private rejected(reason: string, issues: ConfigIssue[]): ReloadResult {
+    this.reloadFailures++;
+    const message = formatIssues(issues);
+    this.log.error({ reason, code: 'CW_CONFIG_INVALID', issues }, `config reload rejected; still serving version ${this.snapshot.version}:\n${message}`);
+    return { ok: false, issues, message };
+  }
+
   private async doReload(reason: string): Promise<ReloadResult> {
     if (this.closed) return { ok: false, issues: [], message: 'the gateway is shutting down' };
     let built: Runtime | ConfigIssue[];
@@ -478,13 +482,7 @@ export class Gateway extends EventEmitter {
     } catch (err) {
       built = [{ path: '', message: `config could not be compiled: ${(err as Error).message}` }];
     }
-    if (!('snapshot' in built)) {
-      const next = built;
-      this.reloadFailures++;
-      const message = formatIssues(next);
-      this.log.error({ reason, code: 'CW_CONFIG_INVALID', issues: next }, `config reload rejected; still serving version ${this.snapshot.version}:\n${message}`);
-      return { ok: false, issues: next, message };
-    }
+    if (!('snapshot' in built)) return this.rejected(reason, built);
     const next = built.snapshot;
     const prev = this.snapshot;
     if (next.version === prev.version) {
@@ -505,11 +503,7 @@ export class Gateway extends EventEmitter {
       try {
         TlsListener.prepare(b);
       } catch (err) {
-        const issue: ConfigIssue = { path: err instanceof TlsFileError ? err.field : b.field, message: (err as Error).message };
-        this.reloadFailures++;
-        const message = formatIssues([issue]);
-        this.log.error({ reason, code: 'CW_CONFIG_INVALID', issues: [issue] }, `config reload rejected; still serving version ${prev.version}:\n${message}`);
-        return { ok: false, issues: [issue], message };
+        return this.rejected(reason, [{ path: err instanceof TlsFileError ? err.field : b.field, message: (err as Error).message }]);
       }
       swaps.push([l.tls, b]);
     }

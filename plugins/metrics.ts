@@ -60,10 +60,6 @@ export interface MetricSources {
 export class Metrics {
   readonly registry = new Registry();
   private readonly reporter: Reporter;
-  private readonly requests: Counter<Labels>;
-  private readonly duration: Histogram<Labels>;
-  private readonly requestBytes: Counter<Labels>;
-  private readonly responseBytes: Counter<Labels>;
   private readonly policyDenials: Counter<'route' | 'code' | 'reporter'>;
   /** Label children by "route\0backend\0method\0class": prom-client's label lookup is the costly part. */
   private readonly children = new Map<string, Children>();
@@ -78,8 +74,8 @@ export class Metrics {
         this.reset();
         for (const c of children.values()) if (c[field] > 0) this.inc(c.labels, c[field]);
       };
-    this.requests = new Counter({ name: 'causeway_requests_total', help: 'Requests handled, by route, backend, method and status class.', labelNames, registers, collect: counterFrom('requests') });
-    this.duration = new Histogram({
+    new Counter({ name: 'causeway_requests_total', help: 'Requests handled, by route, backend, method and status class.', labelNames, registers, collect: counterFrom('requests') });
+    new Histogram({
       name: 'causeway_request_duration_seconds',
       help: 'Time from a request\'s arrival to the end of its response.',
       labelNames,
@@ -103,8 +99,8 @@ export class Metrics {
         (this as unknown as { hashMap: Record<string, unknown> }).hashMap = map;
       },
     });
-    this.requestBytes = new Counter({ name: 'causeway_request_bytes_total', help: 'Request body bytes received from clients (declared Content-Length).', labelNames, registers, collect: counterFrom('requestBytes') });
-    this.responseBytes = new Counter({ name: 'causeway_response_bytes_total', help: 'Response body bytes sent to clients from upstreams.', labelNames, registers, collect: counterFrom('responseBytes') });
+    new Counter({ name: 'causeway_request_bytes_total', help: 'Request body bytes received from clients (declared Content-Length).', labelNames, registers, collect: counterFrom('requestBytes') });
+    new Counter({ name: 'causeway_response_bytes_total', help: 'Response body bytes sent to clients from upstreams.', labelNames, registers, collect: counterFrom('responseBytes') });
     this.policyDenials = new Counter({
       name: 'causeway_policy_denials_total',
       help: 'Requests a policy answered itself (401, 403, 429, …), by route and error code.',
