@@ -15,9 +15,7 @@ export const LATENCY_BUCKETS = 40;
 const FIRST_US = 64;
 
 /** Upper bound (ms) of each latency bucket; the last is Infinity. */
-export const LATENCY_BOUNDS_MS: readonly number[] = Array.from({ length: LATENCY_BUCKETS }, (_, i) =>
-  i === LATENCY_BUCKETS - 1 ? Infinity : (FIRST_US * 2 ** (i / 2)) / 1000,
-);
+export const LATENCY_BOUNDS_MS: readonly number[] = boundsFor(LATENCY_BUCKETS);
 
 /** The histogram bucket of a duration in milliseconds. */
 export function latencyBucket(ms: number): number {
@@ -277,7 +275,7 @@ function percentile(hist: readonly number[], total: number, q: number, bounds: r
       const upper = bounds[i]!;
       const lower = i === 0 ? 0 : bounds[i - 1]!;
       if (!Number.isFinite(upper)) return lower;
-      const f = n === 0 ? 1 : Math.max(0, Math.min(1, (rank - seen) / n));
+      const f = Math.max(0, Math.min(1, (rank - seen) / n));
       const v = i === 0 ? upper * f : lower * (upper / lower) ** f;
       return Math.round(v * 1000) / 1000;
     }
@@ -313,6 +311,7 @@ function windowStats(a: Acc, seconds: number): WindowStats {
   };
 }
 
+/** Upper bounds (ms) of n buckets √2 apart from FIRST_US; the last is Infinity. */
 function boundsFor(n: number): number[] {
   return Array.from({ length: n }, (_, i) => (i === n - 1 ? Infinity : (FIRST_US * 2 ** (i / 2)) / 1000));
 }
