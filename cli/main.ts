@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // The causeway command: parses flags and starts a role. Nothing else lives here.
-import { availableParallelism } from 'node:os';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { resolveWorkers } from '../config/compile.ts';
 import { runGateway } from './gateway.ts';
 import { runRoutes, runValidate } from './inspect.ts';
 
 function parseWorkers(value: string): number {
-  if (value === 'auto') return availableParallelism();
+  if (value === 'auto') return resolveWorkers('auto');
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 256) throw new InvalidArgumentError('expected a whole number from 1 to 256, or "auto"');
   return n;

@@ -412,13 +412,18 @@ export function gatewaySettings(model: ConfigModel): GatewaySettings {
     requestIdHeader: (g.requestIdHeader ?? DEFAULTS.requestIdHeader).toLowerCase(),
     drainTimeoutMs: durationOr(g.drainTimeout, DEFAULTS.drainTimeoutMs),
     pathSemicolons: g.pathSemicolons === 'allow',
-    workers: g.workers === 'auto' ? availableParallelism() : (g.workers ?? 1),
+    workers: resolveWorkers(g.workers),
     accessLog: { enabled: g.accessLog?.enabled ?? true, sample: g.accessLog?.sample ?? 1 },
     headersTimeoutMs: durationOr(g.requestTimeouts?.headers, 30_000),
     bodyIdleTimeoutMs: durationOr(g.requestTimeouts?.bodyIdle, 30_000),
     bodyTimeoutMs: durationOr(g.requestTimeouts?.body, 300_000),
     maxHeaders: g.maxHeaders ?? DEFAULTS.maxHeaders,
   };
+}
+
+/** gateway.workers or --workers as a process count: `auto` is one per core; absent is 1. */
+export function resolveWorkers(value: number | 'auto' | undefined): number {
+  return value === 'auto' ? availableParallelism() : (value ?? 1);
 }
 
 /**

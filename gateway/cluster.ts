@@ -13,7 +13,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { pino } from 'pino';
 import { AggregatorRegistry, Gauge, Registry } from 'prom-client';
 import { request } from 'undici';
-import { compile } from '../config/compile.ts';
+import { compile, resolveWorkers } from '../config/compile.ts';
 import { loadConfig } from '../config/load.ts';
 import { warnIfAdminExposed } from './admin.ts';
 import type { Gateway } from './server.ts';
@@ -51,14 +51,8 @@ export async function clusterPlan(opts: { config: string; workers: number | null
   if (opts.workers === 1) return null;
   const loaded = await loadConfig(opts.config);
   if (!loaded.ok) return null;
-  let settings: ClusterPlan['settings'];
-  try {
-    settings = compile(loaded.model, loaded.sources, () => null);
-  } catch {
-    return null; // an unreadable certificate file (CW_TLS_FILE): reported by the single-process start
-  }
-  const count = opts.workers ?? settings.gateway.workers;
-  return count > 1 ? { count, settings } : null;
+  const count = opts.workers ?? resolveWorkers(loaded.model.gateway?.workers);
+  return count > 1 ? { count, settings: compile(loaded.model, loaded.sources, () => null) } : null;
 }
 
 /** Run the primary until it is stopped; the exit code. */
