@@ -84,11 +84,6 @@ export class EndpointState {
     return p;
   }
 
-  /** Keys of pools in use, for releasing the ones a new snapshot no longer needs. */
-  poolKeys(): string[] {
-    return [...this.pools.keys()];
-  }
-
   closePools(keep: Set<string>): Promise<void>[] {
     const closing: Promise<void>[] = [];
     for (const [key, pool] of this.pools) {

@@ -137,8 +137,6 @@ export interface JwksUser {
 export class RemoteJwks {
   /** The last good key set, or null when no fetch has succeeded yet. */
   keys: KeySet | null = null;
-  /** Fetches started (for tests and the admin API). */
-  fetches = 0;
   private fetchedAt = -Infinity;
   private lastAttempt = -Infinity;
   private lastKidFetch = -Infinity;
@@ -185,7 +183,6 @@ export class RemoteJwks {
     if (this.inflight !== null) return this.inflight;
     if (this.closing.signal.aborted) return Promise.resolve();
     this.lastAttempt = performance.now();
-    this.fetches++;
     const run = async (): Promise<void> => {
       try {
         const { set, skipped } = await this.fetchOnce(u.timeout);
