@@ -12,6 +12,7 @@ import { bearerError, type AuthErrorCode } from './auth-errors.ts';
 import { credentialReader, describeSource } from './credentials.ts';
 import { loadJwksFile, loadPublicKeyFile, matchKeys, sharedRemoteJwks, type JwksUser, type KeySet, type PublicKeyJwk } from './jwks.ts';
 import { addUpstreamHeader, type CompiledPolicy, type Identity, type PolicyContext, type PolicyDeps, type PolicyResult, type Verdict } from './policy.ts';
+import { claimReader } from './claims.ts';
 
 const DEFAULT_MAX_TOKEN_BYTES = 8192;
 const DEFAULT_CLOCK_SKEW = 30_000;
@@ -25,17 +26,6 @@ const isHmac = (alg: string): boolean => alg.startsWith('HS');
 /** Keys for a token: candidates to try, or the failure to answer. */
 type KeyLookup = { keys: ReadonlyArray<PublicKeyJwk | Uint8Array> } | { fail: AuthErrorCode; message?: string };
 type KeyResolver = (kid: string | undefined, alg: string) => KeyLookup | Promise<KeyLookup>;
-
-/** A claim by name, or by dotted path (`org.id`) when no claim has that exact name. */
-export function claimAt(claims: Readonly<Record<string, unknown>>, path: string): unknown {
-  if (Object.hasOwn(claims, path)) return claims[path];
-  let cur: unknown = claims;
-  for (const part of path.split('.')) {
-    if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, part)) return undefined;
-    cur = (cur as Record<string, unknown>)[part];
-  }
-  return cur;
-}
 
 /** A claim as a header value: arrays joined by spaces, objects as JSON, non-printable-ASCII characters %-encoded. */
 export function claimHeaderValue(value: unknown): string | null {
@@ -171,6 +161,9 @@ function checkConfig(name: string, cfg: JwtPolicyConfig): void {
 
 const DEFAULT_VERIFIED_CACHE = 10_000;
 
+/** Claim headers sent upstream for a token: (header, encoded value). */
+type ForwardedHeaders = Array<readonly [string, string]>;
+
 /** A token that passed every check, with what it gives each request that sends it. */
 interface VerifiedToken {
   alg: string;
@@ -179,7 +172,7 @@ interface VerifiedToken {
   key: PublicKeyJwk | Uint8Array;
   identity: Identity;
   /** Claims forwarded upstream, already encoded. */
-  headers: Array<readonly [string, string]>;
+  headers: ForwardedHeaders;
   exp: number;
   nbf: number;
 }
@@ -191,8 +184,8 @@ export async function compileJwt(name: string, cfg: JwtPolicyConfig, deps: Polic
   const optional = cfg.optional ?? false;
   const read = credentialReader(cfg.from, { header: 'authorization' });
   const missingMessage = `a token is required (${describeSource(cfg.from, { header: 'authorization' })})`;
-  const required = cfg.requiredClaims ?? [];
-  const forward = Object.entries(cfg.forward ?? {}).map(([header, claim]) => [header.toLowerCase(), claim] as const);
+  const required = (cfg.requiredClaims ?? []).map((c) => [c, claimReader(c)] as const);
+  const forward = Object.entries(cfg.forward ?? {}).map(([header, claim]) => [header.toLowerCase(), claimReader(claim)] as const);
   const resolve = await keyResolver(name, cfg, deps);
   const options: JWTVerifyOptions = {
     algorithms: [...allowed],
@@ -204,10 +197,11 @@ export async function compileJwt(name: string, cfg: JwtPolicyConfig, deps: Polic
 
   const fail = (code: AuthErrorCode, message?: string): Verdict => bearerError(code, message);
 
-  const accept = (ctx: PolicyContext, claims: JWTPayload): PolicyResult => {
+  /** Checks the claims, sets the identity and the forwarded headers; the headers, or the refusal. */
+  const accept = (ctx: PolicyContext, claims: JWTPayload): Verdict | ForwardedHeaders => {
     if (typeof claims.sub !== 'string' || claims.sub === '') return fail('CW_AUTH_MISSING_CLAIM', 'the token lacks the required claim "sub"');
-    for (const c of required) {
-      if (claimAt(claims, c) === undefined) return fail('CW_AUTH_MISSING_CLAIM', `the token lacks the required claim "${c}"`);
+    for (const [c, readClaim] of required) {
+      if (readClaim(claims) === undefined) return fail('CW_AUTH_MISSING_CLAIM', `the token lacks the required claim "${c}"`);
     }
     const identity: Identity = {
       kind: 'user',
@@ -219,11 +213,14 @@ export async function compileJwt(name: string, cfg: JwtPolicyConfig, deps: Polic
       claims,
     };
     ctx.identity = identity;
-    for (const [header, claim] of forward) {
-      const v = claimHeaderValue(claimAt(claims, claim));
-      if (v !== null) addUpstreamHeader(ctx, header, v);
+    const headers: ForwardedHeaders = [];
+    for (const [header, readClaim] of forward) {
+      const v = claimHeaderValue(readClaim(claims));
+      if (v === null) continue;
+      headers.push([header, v]);
+      addUpstreamHeader(ctx, header, v);
     }
-    return null;
+    return headers;
   };
 
   // Verified tokens, by the token itself: a signature check (≈ 0.2 ms for RS256) per request
@@ -234,14 +231,16 @@ export async function compileJwt(name: string, cfg: JwtPolicyConfig, deps: Polic
   const cache = new Map<string, VerifiedToken>();
   const skew = options.clockTolerance as number;
 
-  const remember = (token: string, header: { alg: string; kid: string | undefined }, key: PublicKeyJwk | Uint8Array, claims: JWTPayload, ctx: PolicyContext): void => {
+  const remember = (
+    token: string,
+    header: { alg: string; kid: string | undefined },
+    key: PublicKeyJwk | Uint8Array,
+    claims: JWTPayload,
+    ctx: PolicyContext,
+    headers: ForwardedHeaders,
+  ): void => {
     if (cacheMax === 0 || ctx.identity === null || typeof claims.exp !== 'number') return;
     if (cache.size >= cacheMax) cache.delete(cache.keys().next().value!);
-    const headers: Array<readonly [string, string]> = [];
-    for (const [header, claim] of forward) {
-      const v = claimHeaderValue(claimAt(claims, claim));
-      if (v !== null) headers.push([header, v]);
-    }
     cache.set(token, {
       alg: header.alg,
       kid: header.kid,
@@ -276,8 +275,9 @@ export async function compileJwt(name: string, cfg: JwtPolicyConfig, deps: Polic
       try {
         const { payload } = await jwtVerify(token, key as JWK | Uint8Array, options);
         const result = accept(ctx, payload);
-        if (result === null) remember(token, header, key, payload, ctx);
-        return result;
+        if (!Array.isArray(result)) return result;
+        remember(token, header, key, payload, ctx, result);
+        return null;
       } catch (err) {
         last = err;
         // without a kid several keys may fit: only a signature failure moves on to the next one

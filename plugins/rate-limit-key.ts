@@ -2,6 +2,7 @@
 // the request context that returns a short, collision-free string.
 import { createHash } from 'node:crypto';
 import type { PolicyContext } from './policy.ts';
+import { claimReader } from './claims.ts';
 
 /** The value of a key part the request does not have (no identity, no such header or claim). */
 export const ABSENT = '-';
@@ -33,20 +34,6 @@ function stringify(v: unknown): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** A claim by name, or by dotted path (`org.id`) when no claim has the full name. */
-function claimReader(name: string): (claims: Readonly<Record<string, unknown>>) => unknown {
-  const path = name.split('.');
-  return (claims) => {
-    if (Object.hasOwn(claims, name)) return claims[name];
-    let cur: unknown = claims;
-    for (const seg of path) {
-      if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, seg)) return undefined;
-      cur = (cur as Record<string, unknown>)[seg];
-    }
-    return cur;
-  };
 }
 
 function compilePart(part: string): PartFn {
