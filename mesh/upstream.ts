@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
 import type { EndpointSpec, RetrySpec, UpstreamSpec, UpstreamTlsSpec } from '../config/compile.ts';
 import { isPemText } from '../config/load.ts';
+import { GATEWAY_ERRORS } from '../gateway/errors.ts';
 
 /** TLS options for connections to an upstream's https:// endpoints, with a key for pool sharing. */
 export interface UpstreamTlsOptions {
@@ -289,32 +290,39 @@ export interface UpstreamFailure {
   connectFailure: boolean;
 }
 
+type UpstreamErrorCode = Extract<keyof typeof GATEWAY_ERRORS, `CW_UPSTREAM_${string}`>;
+
+/** A failure with the status and message declared in GATEWAY_ERRORS (unless told another message). */
+function failure(code: UpstreamErrorCode, connectFailure: boolean, message: string = GATEWAY_ERRORS[code].message): UpstreamFailure {
+  return { status: GATEWAY_ERRORS[code].status, code, message, connectFailure };
+}
+
 /** Map an undici / socket error to the gateway error the client sees. */
 export function classifyUpstreamError(err: unknown): UpstreamFailure {
   const e = err as { code?: string; message?: string; cause?: { code?: string } };
   const code = e?.code ?? e?.cause?.code ?? '';
   switch (code) {
     case 'ECONNREFUSED':
-      return { status: 502, code: 'CW_UPSTREAM_REFUSED', message: 'the upstream refused the connection', connectFailure: true };
+      return failure('CW_UPSTREAM_REFUSED', true);
     case 'UND_ERR_CONNECT_TIMEOUT':
     case 'ETIMEDOUT':
-      return { status: 504, code: 'CW_UPSTREAM_CONNECT_TIMEOUT', message: 'connecting to the upstream timed out', connectFailure: true };
+      return failure('CW_UPSTREAM_CONNECT_TIMEOUT', true);
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
-      return { status: 502, code: 'CW_UPSTREAM_UNREACHABLE', message: 'the upstream host cannot be reached', connectFailure: true };
+      return failure('CW_UPSTREAM_UNREACHABLE', true);
     case 'UND_ERR_HEADERS_TIMEOUT':
-      return { status: 504, code: 'CW_UPSTREAM_TIMEOUT', message: 'the upstream did not answer in time', connectFailure: false };
+      return failure('CW_UPSTREAM_TIMEOUT', false);
     case 'UND_ERR_BODY_TIMEOUT':
-      return { status: 504, code: 'CW_UPSTREAM_TIMEOUT', message: 'the upstream went silent while sending its response', connectFailure: false };
+      return failure('CW_UPSTREAM_TIMEOUT', false, 'the upstream went silent while sending its response');
     case 'ECONNRESET':
     case 'EPIPE':
     case 'UND_ERR_SOCKET':
     case 'UND_ERR_CLOSED':
-      return { status: 502, code: 'CW_UPSTREAM_RESET', message: 'the upstream closed the connection before answering', connectFailure: false };
+      return failure('CW_UPSTREAM_RESET', false);
     case 'ERR_TLS_CERT_ALTNAME_INVALID':
-      return { status: 502, code: 'CW_UPSTREAM_TLS_NAME', message: "the upstream's certificate is not valid for its name", connectFailure: false };
+      return failure('CW_UPSTREAM_TLS_NAME', false);
     case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
     case 'UNABLE_TO_GET_ISSUER_CERT':
     case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
@@ -326,17 +334,10 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
     case 'CERT_REVOKED':
     case 'CERT_SIGNATURE_FAILURE':
     case 'INVALID_CA':
-      return { status: 502, code: 'CW_UPSTREAM_TLS_UNTRUSTED', message: `the upstream's certificate is not trusted (${code})`, connectFailure: false };
-    case 'UND_ERR_INFO':
-    case 'HPE_INVALID_CONSTANT':
-    case 'HPE_INVALID_HEADER_TOKEN':
+      return failure('CW_UPSTREAM_TLS_UNTRUSTED', false, `${GATEWAY_ERRORS.CW_UPSTREAM_TLS_UNTRUSTED.message} (${code})`);
     default:
-      if (typeof code === 'string' && (code.startsWith('ERR_SSL_') || code === 'EPROTO')) {
-        return { status: 502, code: 'CW_UPSTREAM_TLS', message: 'the TLS handshake with the upstream failed', connectFailure: false };
-      }
-      if (typeof code === 'string' && code.startsWith('HPE_')) {
-        return { status: 502, code: 'CW_UPSTREAM_BAD_RESPONSE', message: 'the upstream sent an invalid HTTP response', connectFailure: false };
-      }
-      return { status: 502, code: 'CW_UPSTREAM_ERROR', message: 'the upstream request failed', connectFailure: false };
+      if (typeof code === 'string' && (code.startsWith('ERR_SSL_') || code === 'EPROTO')) return failure('CW_UPSTREAM_TLS', false);
+      if (typeof code === 'string' && code.startsWith('HPE_')) return failure('CW_UPSTREAM_BAD_RESPONSE', false);
+      return failure('CW_UPSTREAM_ERROR', false);
   }
 }
