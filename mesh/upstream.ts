@@ -2,11 +2,10 @@
 // The gateway calls it today; the mesh adds discovery, smarter balancing, health checks,
 // retries and circuit breaking behind the same interface.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
 import type { EndpointSpec, RetrySpec, UpstreamSpec, UpstreamTlsSpec } from '../config/compile.ts';
-import { isPemText } from '../config/load.ts';
 import { GATEWAY_ERRORS } from '../gateway/errors.ts';
+import { readPem } from '../gateway/tls.ts';
 
 /** TLS options for connections to an upstream's https:// endpoints, with a key for pool sharing. */
 export interface UpstreamTlsOptions {
@@ -22,16 +21,7 @@ export interface UpstreamTlsOptions {
 /** Read the PEM files of an upstream's tls settings (throws with the field and file). */
 export function upstreamTlsOptions(name: string, t: UpstreamTlsSpec | null): UpstreamTlsOptions | null {
   if (t === null) return null;
-  const read = (value: string | null, field: string): Buffer | undefined => {
-    if (value === null) return undefined;
-    if (isPemText(value)) return Buffer.from(value);
-    try {
-      return readFileSync(value);
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      throw Object.assign(new Error(`cannot read upstreams.${name}.tls.${field} ${value}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`), { code: 'CW_TLS_FILE' });
-    }
-  };
+  const read = (value: string | null, field: string): Buffer | undefined => (value === null ? undefined : readPem(value, `upstreams.${name}.tls.${field}`));
   const ca = read(t.ca, 'ca');
   const cert = read(t.cert, 'cert');
   const key = read(t.key, 'key');
