@@ -5,10 +5,10 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { Transform, type TransformCallback } from 'node:stream';
-import type { Dispatcher } from 'undici';
 import type { Backend, CompiledRoute, HeaderOps, Snapshot } from '../config/compile.ts';
 import { normaliseHost, type RequestFacts, type RouteHit } from '../config/routes.ts';
 import { compileAddressMatcher } from '../config/cidr.ts';
+import type { H1Controller, H1Handler, H1Request } from '../mesh/h1.ts';
 import { classifyUpstreamError, type PickedEndpoint, type RetryReason, type UpstreamClient } from '../mesh/upstream.ts';
 import { isPromise, newContext, type Chain, type PolicyContext, type PolicyResult, type Verdict } from '../plugins/policy.ts';
 import type { PolicySet } from '../plugins/registry.ts';
@@ -35,7 +35,7 @@ export interface Runtime {
 
 /**
  * Headers the gateway sets itself; client-sent values never pass through as they are. Also
- * `expect`: node answers `Expect: 100-continue` to the client itself, and undici refuses to
+ * `expect`: node answers `Expect: 100-continue` to the client itself, and undici refused to
  * send the header (every such request was a 502).
  */
 const GATEWAY_OWNED = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'host', 'expect'];
@@ -447,14 +447,14 @@ const CLIENT_GONE = Object.assign(new Error('the client closed the connection'),
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /**
- * Streams one upstream exchange to the client through undici's dispatch API: no intermediate
+ * Streams one upstream exchange to the client through the upstream pool (mesh/h1.ts): no intermediate
  * response stream, backpressure by pausing the upstream, and an abort when the client leaves.
  * When a try fails before any response byte reached the client, the same handler retries the
  * same request on another endpoint (see `retryReason`): nothing is allocated for retries
  * unless one is made.
  */
-class ForwardHandler implements Dispatcher.DispatchHandler {
-  private controller: Dispatcher.DispatchController | null = null;
+class ForwardHandler implements H1Handler {
+  private controller: H1Controller | null = null;
   /** A retried status: its body is read and dropped, then the request is sent again here. */
   private discarding: PickedEndpoint | null = null;
   private readonly onDrain = () => this.controller?.resume();
@@ -471,7 +471,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     private readonly requestId: string,
     private readonly ctx: PolicyContext | null,
     private readonly info: RequestInfo,
-    private readonly opts: Dispatcher.DispatchOptions,
+    private readonly opts: H1Request,
   ) {
     res.once('close', this.onClose);
   }
@@ -483,13 +483,12 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     endpoint.state.pool(backend.timeouts.connectMs, backend.spec.connections, backend.upstream.tls).dispatch(this.opts, this);
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
+  onRequestStart(controller: H1Controller): void {
     this.controller = controller;
     if (gone(this.res)) controller.abort(CLIENT_GONE);
   }
 
-  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
-    if (statusCode < 200) return; // 1xx informational: node answers 100-continue itself
+  onResponseStart(_c: H1Controller, statusCode: number, headers: IncomingHttpHeaders): void {
     const up = this.backend.upstream;
     if (up.retryStatuses !== null && up.retryStatuses.has(statusCode)) {
       this.discarding = this.retryTarget('status');
@@ -499,7 +498,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.res.writeHead(statusCode, responseHeaders(headers, this.route, this.rt, this.requestId, this.ctx, this.res.req?.httpVersionMajor === 2));
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  onResponseData(controller: H1Controller, chunk: Buffer): void {
     if (this.discarding !== null) return;
     this.info.responseBytes += chunk.length;
     if (!this.res.write(chunk)) {
@@ -515,7 +514,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.res.end();
   }
 
-  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+  onResponseError(_c: H1Controller, err: Error): void {
     this.endpoint.state.active--;
     const res = this.res;
     this.info.upstreamEnd = performance.now();
@@ -563,7 +562,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     if (next !== this.endpoint && !this.backend.spec.passHost) (this.opts.headers as Record<string, string>).host = next.spec.authority;
     this.endpoint = next;
     this.info.attempts++;
-    // Not from inside undici's callback: the failed request is still being torn down.
+    // Not from inside the pool's callback: the failed exchange is still being torn down.
     process.nextTick(redispatch, this);
   }
 
@@ -633,17 +632,15 @@ function forward(req: IncomingMessage, res: ServerResponse, rt: Runtime, m: Matc
   const limit = ctx === null ? Infinity : ctx.maxBodyBytes;
   const body = !hasBody(req) ? null : limit === Infinity ? req : limitBody(req, limit);
   if (body !== null) watchBodyIdle(req, res, rt, m.requestId, info);
-  const opts: Dispatcher.DispatchOptions = {
+  // The pool never retries or reorders a request itself: the handler retries what is safe to
+  // retry, on another endpoint.
+  const opts: H1Request = {
     path: t.path,
-    method: req.method as Dispatcher.HttpMethod,
+    method: req.method ?? 'GET',
     headers: t.headers,
     body,
     headersTimeout: backend.timeouts.responseMs,
     bodyTimeout: backend.timeouts.idleMs,
-    // Keep the request's own semantics: never let undici retry or reorder it (the handler
-    // retries what is safe to retry, on another endpoint).
-    idempotent: false,
-    blocking: false,
   };
   new ForwardHandler(res, rt, m.route, backend, endpoint, m.requestId, ctx, info, opts).dispatch();
 }

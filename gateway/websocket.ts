@@ -104,7 +104,7 @@ function connectUpstream(
     upstream.destroy();
     client.end(rawErrorResponse(f.status, f.code, f.message, m.requestId, rt.requestIdHeader));
   };
-  upstream.once('timeout', () => fail(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })));
+  upstream.once('timeout', () => fail(Object.assign(new Error('connect timeout'), { code: 'CW_H1_CONNECT_TIMEOUT' })));
   upstream.once('error', fail);
   upstream.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
     connected = true;

@@ -1,11 +1,11 @@
-// The upstream client: endpoints → picker → one undici keep-alive pool per endpoint.
+// The upstream client: endpoints → picker → one keep-alive pool per endpoint (mesh/h1.ts).
 // The gateway calls it today; the mesh adds discovery, smarter balancing, health checks,
 // retries and circuit breaking behind the same interface.
 import { createHash } from 'node:crypto';
-import { Pool } from 'undici';
 import type { EndpointSpec, RetrySpec, UpstreamSpec, UpstreamTlsSpec } from '../config/compile.ts';
 import { GATEWAY_ERRORS } from '../gateway/errors.ts';
 import { readPem } from '../gateway/tls.ts';
+import { H1Pool } from './h1.ts';
 
 /** TLS options for connections to an upstream's https:// endpoints, with a key for pool sharing. */
 export interface UpstreamTlsOptions {
@@ -52,24 +52,17 @@ export class EndpointState {
   connectFailures = 0;
   /** Requests dispatched to this endpoint and not yet finished (in a connection or queued for one). */
   active = 0;
-  private readonly pools = new Map<string, Pool>();
+  private readonly pools = new Map<string, H1Pool>();
   constructor(origin: string) {
     this.origin = origin;
   }
 
-  pool(connectMs: number, connections: number, tls: UpstreamTlsOptions | null = null): Pool {
+  pool(connectMs: number, connections: number, tls: UpstreamTlsOptions | null = null): H1Pool {
     const key = poolKey(connectMs, connections, tls);
     let p = this.pools.get(key);
-    if (p === undefined || p.closed || p.destroyed) {
-      const { id: _id, ...tlsConnect } = tls ?? { id: '' };
-      p = new Pool(this.origin, {
-        connections,
-        connect: { timeout: connectMs, ...tlsConnect },
-        keepAliveTimeout: 30_000,
-        keepAliveMaxTimeout: 600_000,
-        // Pipelining 1: a slow response never holds up another request.
-        pipelining: 1,
-      });
+    if (p === undefined || p.closed) {
+      // One request per connection at a time: a slow response never holds up another request.
+      p = new H1Pool(this.origin, { connections, connectTimeoutMs: connectMs, keepAliveMs: 30_000, tls });
       this.pools.set(key, p);
     }
     return p;
@@ -81,7 +74,7 @@ export class EndpointState {
       if (keep.has(key)) continue;
       this.pools.delete(key);
       // close() lets requests already dispatched on the pool finish.
-      closing.push(pool.close().catch(() => undefined));
+      closing.push(pool.close());
     }
     return closing;
   }
@@ -287,14 +280,14 @@ function failure(code: UpstreamErrorCode, connectFailure: boolean, message: stri
   return { status: GATEWAY_ERRORS[code].status, code, message, connectFailure };
 }
 
-/** Map an undici / socket error to the gateway error the client sees. */
+/** Map an upstream client (mesh/h1.ts) or socket error to the gateway error the client sees. */
 export function classifyUpstreamError(err: unknown): UpstreamFailure {
   const e = err as { code?: string; message?: string; cause?: { code?: string } };
   const code = e?.code ?? e?.cause?.code ?? '';
   switch (code) {
     case 'ECONNREFUSED':
       return failure('CW_UPSTREAM_REFUSED', true);
-    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'CW_H1_CONNECT_TIMEOUT':
     case 'ETIMEDOUT':
       return failure('CW_UPSTREAM_CONNECT_TIMEOUT', true);
     case 'ENOTFOUND':
@@ -302,15 +295,18 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
       return failure('CW_UPSTREAM_UNREACHABLE', true);
-    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'CW_H1_HEADERS_TIMEOUT':
       return failure('CW_UPSTREAM_TIMEOUT', false);
-    case 'UND_ERR_BODY_TIMEOUT':
+    case 'CW_H1_BODY_TIMEOUT':
       return failure('CW_UPSTREAM_TIMEOUT', false, 'the upstream went silent while sending its response');
     case 'ECONNRESET':
     case 'EPIPE':
-    case 'UND_ERR_SOCKET':
-    case 'UND_ERR_CLOSED':
+    case 'CW_H1_CLOSED':
       return failure('CW_UPSTREAM_RESET', false);
+    case 'CW_H1_BAD_RESPONSE':
+      return failure('CW_UPSTREAM_BAD_RESPONSE', false);
+    case 'CW_H1_BAD_REQUEST':
+      return failure('CW_UPSTREAM_ERROR', false, 'the request could not be sent upstream: a header carries a character HTTP/1.1 does not allow');
     case 'ERR_TLS_CERT_ALTNAME_INVALID':
       return failure('CW_UPSTREAM_TLS_NAME', false);
     case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
@@ -327,7 +323,6 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
       return failure('CW_UPSTREAM_TLS_UNTRUSTED', false, `${GATEWAY_ERRORS.CW_UPSTREAM_TLS_UNTRUSTED.message} (${code})`);
     default:
       if (typeof code === 'string' && (code.startsWith('ERR_SSL_') || code === 'EPROTO')) return failure('CW_UPSTREAM_TLS', false);
-      if (typeof code === 'string' && code.startsWith('HPE_')) return failure('CW_UPSTREAM_BAD_RESPONSE', false);
       return failure('CW_UPSTREAM_ERROR', false);
   }
 }
