@@ -1,11 +1,13 @@
 // Generates config/causeway.schema.json (for editors) and docs/config-reference.md (for people)
-// from the TypeBox model. `npm run schema` writes both; test/config/generated.test.ts checks that
-// the committed files are what this produces.
+// from the TypeBox model. `npm run schema` writes both and the compiled validator
+// (config/gen-validator.ts); test/config/generated.test.ts checks that the committed files are
+// what this produces.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as model from './model.ts';
 import { ConfigFile } from './model.ts';
+import { VALIDATOR_FILE, validatorSource } from './gen-validator.ts';
 import * as policyModel from './policy-model.ts';
 import { defaultFromDescription, patternText } from './schema-text.ts';
 
@@ -347,7 +349,8 @@ function main(): void {
   const { schema, reference } = generate();
   writeFileSync(path.join(root, SCHEMA_FILE), schema);
   writeFileSync(path.join(root, REFERENCE_FILE), reference);
-  console.log(`wrote ${SCHEMA_FILE} and ${REFERENCE_FILE}`);
+  writeFileSync(path.join(root, VALIDATOR_FILE), validatorSource());
+  console.log(`wrote ${SCHEMA_FILE}, ${REFERENCE_FILE} and ${VALIDATOR_FILE}`);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) main();

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { coerceScalar, interpolate, type Env } from './interpolate.ts';
 import { sortIssues, type ConfigIssue } from './issues.ts';
-import { ConfigFile, type ConfigModel } from './model.ts';
+import type { ConfigModel } from './model.ts';
+import { TOP_LEVEL_FIELDS } from './schema-validator.generated.ts';
 import { formatPath, shortLoc, SourceMap, type Loc, type Segment } from './source-map.ts';
 import { toIssue, validateValue, type RawIssue } from './validate.ts';
 
@@ -19,7 +20,7 @@ export interface ConfigText {
 }
 
 const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
-const TOP_LEVEL = Object.keys(ConfigFile.properties).filter((k) => k !== '$schema');
+const TOP_LEVEL: readonly string[] = TOP_LEVEL_FIELDS;
 /**
  * Sections merged by name (the same name in two files is an issue), and what one entry is
  * called. gateway, admin, redis and telemetry are merged setting by setting instead.

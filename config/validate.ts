@@ -4,14 +4,14 @@ import { closeSync, openSync, statSync } from 'node:fs';
 import { METHODS, validateHeaderValue } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
+import type { ErrorObject } from 'ajv';
 import { parseCidr } from './cidr.ts';
 import { parseDuration } from './duration.ts';
-import { ConfigFile, type ConfigModel, type DurationValue, type RouteConfig } from './model.ts';
+import type { ConfigModel, DurationValue, RouteConfig } from './model.ts';
 import type { ConfigIssue } from './issues.ts';
 import { findShadowedRoutes } from './routes.ts';
 import { patternText } from './schema-text.ts';
+import { validate as generatedValidate } from './schema-validator.generated.ts';
 import { byteSizeError } from './size.ts';
 import { formatPath, shortLoc, type Loc, type Segment } from './source-map.ts';
 
@@ -43,19 +43,8 @@ export function toIssue(raw: RawIssue, locate?: Locate): ConfigIssue {
 
 type Schema = Record<string, unknown>;
 
-let compiled: ValidateFunction | undefined;
-
-function validator(): ValidateFunction {
-  if (!compiled) {
-    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
-    // ajv-formats is CommonJS with `exports.default`; under NodeNext the default import is the module.
-    const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ??
-      addFormatsModule) as (a: Ajv) => Ajv;
-    addFormats(ajv);
-    compiled = ajv.compile(JSON.parse(JSON.stringify(ConfigFile)) as Schema);
-  }
-  return compiled;
-}
+/** The schema validator, compiled ahead of time by `npm run schema` (config/gen-validator.ts). */
+const validator = generatedValidate as unknown as { (data: unknown): boolean; errors?: ErrorObject[] | null };
 
 const TYPE_WORDS: Record<string, string> = {
   string: 'a string',
@@ -324,11 +313,10 @@ function errorToRaw(e: ErrorObject, data: unknown): RawIssue | undefined {
 
 /** Schema errors for a config value, one clear message each, deduplicated. */
 export function schemaIssues(data: unknown): RawIssue[] {
-  const validate = validator();
-  if (validate(data)) return [];
+  if (validator(data)) return [];
   const out: RawIssue[] = [];
   const seen = new Set<string>();
-  for (const e of collapseUnions(validate.errors ?? [])) {
+  for (const e of collapseUnions(validator.errors ?? [])) {
     const raw: RawIssue | undefined =
       'custom' in e ? { segs: pointerToSegs(e.instancePath, data), message: e.custom } : errorToRaw(e, data);
     if (!raw) continue;

@@ -6,10 +6,8 @@ import { compileAuthz } from './authz.ts';
 import { compileCors } from './cors.ts';
 import { compileBodyLimit, compileIpFilter, compileMethods } from './edge.ts';
 import { compileRequestHeaders, compileResponseHeaders } from './headers.ts';
-import { compileIdentityToken, type PublicJwk } from './identity-token.ts';
-import { compileJwt } from './jwt.ts';
+import type { PublicJwk } from './identity-token.ts';
 import { compileChain, type Chain, type CompiledPolicy, type PolicyDeps, type PolicyLogger, SharedResources } from './policy.ts';
-import { compileRateLimit } from './rate-limit.ts';
 
 export interface PolicySet {
   /** Compiled policies by name (for the admin API; the hot path uses `chainFor`). */
@@ -27,18 +25,20 @@ export interface PolicyEnv {
   log: PolicyLogger;
 }
 
+// jwt, rateLimit and identityToken are imported when a config first uses them: they bring jose
+// and rate-limiter-flexible (≈ 3 MiB resident), which a gateway without those policies never needs.
 async function compileOne(name: string, p: PolicyConfig, deps: PolicyDeps & { redis: RedisConfig | null }): Promise<CompiledPolicy> {
-  if (p.jwt) return compileJwt(name, p.jwt, deps);
+  if (p.jwt) return (await import('./jwt.ts')).compileJwt(name, p.jwt, deps);
   if (p.apiKey) return compileApiKey(name, p.apiKey, deps);
   if (p.authz) return compileAuthz(name, p.authz, deps);
-  if (p.rateLimit) return compileRateLimit(name, p.rateLimit, deps);
+  if (p.rateLimit) return (await import('./rate-limit.ts')).compileRateLimit(name, p.rateLimit, deps);
   if (p.cors) return compileCors(name, p.cors, deps);
   if (p.bodyLimit !== undefined) return compileBodyLimit(name, p.bodyLimit, deps);
   if (p.methods) return compileMethods(name, p.methods, deps);
   if (p.ipFilter) return compileIpFilter(name, p.ipFilter, deps);
   if (p.requestHeaders) return compileRequestHeaders(name, p.requestHeaders, deps);
   if (p.responseHeaders) return compileResponseHeaders(name, p.responseHeaders, deps);
-  if (p.identityToken) return compileIdentityToken(name, p.identityToken, deps);
+  if (p.identityToken) return (await import('./identity-token.ts')).compileIdentityToken(name, p.identityToken, deps);
   throw new Error(`policy "${name}" has no known kind`);
 }
 

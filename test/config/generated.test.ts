@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { parse } from 'yaml';
 import { generate, REFERENCE_FILE, SCHEMA_FILE, SCHEMA_ID } from '../../config/gen-schema.ts';
+import { VALIDATOR_FILE, validatorSource } from '../../config/gen-validator.ts';
 import { formatIssue } from '../../config/issues.ts';
 import { loadConfigText } from '../../config/load.ts';
 
@@ -19,6 +20,11 @@ test('the committed causeway.schema.json is what `npm run schema` generates now'
 test('the committed docs/config-reference.md is what `npm run schema` generates now', async (t) => {
   const committed = await readFile(path.join(ROOT, REFERENCE_FILE), 'utf8');
   t.is(committed, generate().reference, 'docs/config-reference.md is stale: run `npm run schema`');
+});
+
+test('the committed compiled validator is what `npm run schema` generates now', async (t) => {
+  const committed = await readFile(path.join(ROOT, VALIDATOR_FILE), 'utf8');
+  t.true(committed === validatorSource(), `${VALIDATOR_FILE} is stale: run \`npm run schema\``);
 });
 
 test('the schema is valid draft-07 and judges config files like the loader does', async (t) => {
