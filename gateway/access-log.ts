@@ -47,7 +47,8 @@ export class AccessLogWriter {
    * through libuv's thread pool and a callback each (≈ 11 % of the plain route's time in a
    * profile); a batch of up to BATCH_LINES, or what BATCH_MS gathered, costs one.
    */
-  private pending: string[] = [];
+  private batch = '';
+  private lines = 0;
   private timer: NodeJS.Timeout | null = null;
   private readonly onExit = () => {
     this.flush();
@@ -71,9 +72,10 @@ export class AccessLogWriter {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    if (this.pending.length === 0) return;
-    const batch = this.pending.length === 1 ? this.pending[0]! : this.pending.join('');
-    this.pending = [];
+    if (this.lines === 0) return;
+    const batch = this.batch;
+    this.batch = '';
+    this.lines = 0;
     this.sink.write(batch);
   };
 
@@ -104,8 +106,8 @@ export class AccessLogWriter {
   }
 
   write(r: AccessRecord, time = Date.now()): void {
-    this.pending.push(this.line(r, time));
-    if (this.pending.length >= BATCH_LINES) this.flush();
+    this.batch += this.line(r, time);
+    if (++this.lines >= BATCH_LINES) this.flush();
     else if (this.timer === null) {
       this.timer = setTimeout(this.flush, BATCH_MS);
       this.timer.unref();

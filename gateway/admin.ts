@@ -61,21 +61,6 @@ function routePolicies(model: Gateway['snapshot']['model']): Map<string, string[
   return out;
 }
 
-/** undici pool figures of an endpoint, read from its pools (null when they cannot be read). */
-function poolStats(state: unknown): { connected: number; inflight: number; pending: number } | null {
-  const pools = (state as { pools?: unknown }).pools;
-  if (!(pools instanceof Map)) return null;
-  let connected = 0;
-  let inflight = 0;
-  let pending = 0;
-  for (const p of pools.values()) {
-    const s = (p as { stats?: { connected?: number; running?: number; pending?: number } }).stats;
-    connected += s?.connected ?? 0;
-    inflight += s?.running ?? 0;
-    pending += s?.pending ?? 0;
-  }
-  return { connected, inflight, pending };
-}
 
 /**
  * The answer of GET /api/routes from raw stats: this process's (gw.rawStats()) or, in a cluster
@@ -237,7 +222,7 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
         name: spec.name,
         routes: usedBy.get(spec.name) ?? [],
         endpoints: upstream.endpoints.map((e) => {
-          const pool = poolStats(e.state);
+          const pool = e.state.poolCounts();
           return {
             url: e.spec.origin,
             weight: e.spec.weight,
@@ -245,9 +230,9 @@ export function registerAdminRoutes(app: FastifyInstance, gw: Gateway): void {
             ejectedForMs: Math.max(0, e.state.ejectedUntil - now),
             connectFailures: e.state.connectFailures,
             consecutiveFailures: e.state.consecutiveFailures,
-            connections: pool?.connected ?? null,
-            inflight: pool?.inflight ?? null,
-            pending: pool?.pending ?? null,
+            connections: pool.open,
+            inflight: pool.open - pool.idle,
+            pending: pool.queued,
           };
         }),
       })),

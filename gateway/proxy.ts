@@ -344,6 +344,8 @@ export interface RequestInfo {
   upstreamEnd: number;
   /** Upstream tries made (1, or more after retries; 0: none). */
   attempts: number;
+  /** The upstream exchange in progress, told when the client leaves (null: none). */
+  forwarder: { onClientClose(): void } | null;
 }
 
 export interface ProxyHooks {
@@ -373,11 +375,14 @@ function limitBody(req: IncomingMessage, max: number): Transform {
 
 /** Handle one client request end to end. */
 export function handleRequest(req: IncomingMessage, res: ServerResponse, rt: Runtime, hooks: ProxyHooks, listener = 0): void {
-  const info: RequestInfo = { started: performance.now(), route: '', backend: '', code: '', responseBytes: 0, subject: '', requestId: '', clientIp: '', traceId: '', trace: null, upstreamStart: 0, upstreamEnd: 0, attempts: 0 };
+  const info: RequestInfo = { started: performance.now(), route: '', backend: '', code: '', responseBytes: 0, subject: '', requestId: '', clientIp: '', traceId: '', trace: null, upstreamStart: 0, upstreamEnd: 0, attempts: 0, forwarder: null };
   let finished = false;
-  res.once('close', () => {
+  // One 'close' listener per request (on, not once: a response closes once, and `once` wraps).
+  res.on('close', () => {
     if (finished) return;
     finished = true;
+    // The client left before the response ended: stop the upstream exchange.
+    if (info.forwarder !== null && !res.writableEnded) info.forwarder.onClientClose();
     hooks.done(req, res, info);
   });
   const m = matchRequest(req, rt, false, listener);
@@ -457,10 +462,7 @@ class ForwardHandler implements H1Handler {
   private controller: H1Controller | null = null;
   /** A retried status: its body is read and dropped, then the request is sent again here. */
   private discarding: PickedEndpoint | null = null;
-  private readonly onDrain = () => this.controller?.resume();
-  private readonly onClose = () => {
-    if (!this.res.writableEnded) this.controller?.abort(CLIENT_GONE);
-  };
+  private onDrain: (() => void) | null = null;
 
   constructor(
     private readonly res: ServerResponse,
@@ -473,7 +475,12 @@ class ForwardHandler implements H1Handler {
     private readonly info: RequestInfo,
     private readonly opts: H1Request,
   ) {
-    res.once('close', this.onClose);
+    info.forwarder = this;
+  }
+
+  /** The client closed the connection before the response ended (handleRequest's 'close'). */
+  onClientClose(): void {
+    this.controller?.abort(CLIENT_GONE);
   }
 
   /** Send (or send again) on the current endpoint's pool. */
@@ -503,7 +510,7 @@ class ForwardHandler implements H1Handler {
     this.info.responseBytes += chunk.length;
     if (!this.res.write(chunk)) {
       controller.pause();
-      this.res.once('drain', this.onDrain);
+      this.res.once('drain', (this.onDrain ??= () => this.controller?.resume()));
     }
   }
 

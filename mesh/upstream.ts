@@ -68,6 +68,18 @@ export class EndpointState {
     return p;
   }
 
+  /** Connections open and idle, and requests waiting, over this endpoint's pools. */
+  poolCounts(): { open: number; idle: number; queued: number } {
+    const sum = { open: 0, idle: 0, queued: 0 };
+    for (const p of this.pools.values()) {
+      const c = p.counts;
+      sum.open += c.open;
+      sum.idle += c.idle;
+      sum.queued += c.queued;
+    }
+    return sum;
+  }
+
   closePools(keep: Set<string>): Promise<void>[] {
     const closing: Promise<void>[] = [];
     for (const [key, pool] of this.pools) {

@@ -83,6 +83,8 @@ test('GET /api/routes: live stats per route and backend; /api/upstreams, /api/po
   t.deepEqual(monoUp.routes.sort(), ['orders', 'private']);
   t.is(monoUp.endpoints[0].ejected, false);
   t.is(monoUp.endpoints[0].inflight, 0);
+  t.is(monoUp.endpoints[0].pending, 0);
+  t.true(monoUp.endpoints[0].connections >= 1, 'the keep-alive connection the requests used is still open');
 
   const pol = await api('/api/policies');
   const limit = pol.policies.find((p: any) => p.name === 'limit');
