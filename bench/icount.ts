@@ -13,13 +13,12 @@
 // sends `--requests` more over 8 keep-alive connections, dumps (`callgrind_control -d`) and reads
 // the total. Writes bench/results/<date>-<time>-icount.md and .json.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { Agent, get } from 'node:http';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { gatewayConf, jwtSetup, SMALL_PATH, upstreamNginxConf, type GatewayVariant } from './lib/configs.ts';
-import { describeMachine, findTools, which } from './lib/machine.ts';
+import { describeMachine, findRoot, findTools, which } from './lib/machine.ts';
 import { childPids, freePort, installCleanup, startProcess, stopAll, waitReady, type Managed } from './lib/procs.ts';
 
 interface Options {
@@ -112,17 +111,6 @@ function dumpedTotal(dir: string, pid: number): number {
   const m = /^(?:summary|totals):\s+(\d+)/m.exec(readFileSync(dumps[0]!, 'utf8'));
   if (!m) throw new Error(`no totals line in ${dumps[0]}`);
   return Number(m[1]);
-}
-
-function findRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'causeway') return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the causeway checkout (package.json)');
-    dir = up;
-  }
 }
 
 interface Row {

@@ -8,8 +8,7 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir, loadavg } from 'node:os';
-import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, relative } from 'node:path';
 import {
   gatewayConf,
   haproxyConf,
@@ -25,7 +24,7 @@ import {
 } from './lib/configs.ts';
 import { buildLoadgen, runLoadgen, runWrk, type LoadgenResult, type WrkResult } from './lib/load.ts';
 import { markCpu, otherCpuSince, processTicks } from './lib/cpu.ts';
-import { describeMachine, findTools, type Machine } from './lib/machine.ts';
+import { describeMachine, findRoot, findTools, type Machine } from './lib/machine.ts';
 import { HELP, parseOptions, type Options } from './lib/options.ts';
 import {
   childPids,
@@ -43,17 +42,6 @@ import { renderMarkdown, type Results, type TargetInfo } from './lib/report.ts';
 
 const PROXY_CPU = 0;
 const LOAD_CPU = 1;
-
-function findRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'causeway') return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the causeway checkout (package.json)');
-    dir = up;
-  }
-}
 
 const log = (msg: string): void => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -1,8 +1,9 @@
 // What is installed, and what machine this is: recorded with every result.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export function which(bin: string): string | null {
   for (const dir of (process.env.PATH ?? '').split(delimiter).concat(['/usr/sbin', '/sbin'])) {
@@ -91,4 +92,16 @@ export function describeMachine(tools: Tools, root: string): Machine {
     loadAverageAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
     git: git(root),
   };
+}
+
+/** The causeway checkout this file is in (compiled or not): the nearest package.json named causeway. */
+export function findRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'causeway') return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error('cannot find the causeway checkout (package.json)');
+    dir = up;
+  }
 }
