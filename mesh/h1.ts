@@ -256,7 +256,12 @@ class Conn {
     this.ex = null;
     if (ex === null || ex.done) return;
     if (this.phase === Phase.UntilClose && this.error === null) {
-      this.finish(ex);
+      try {
+        this.finish(ex);
+      } catch (err) {
+        // No socket event to fail instead: a handler bug, reported without taking the process down.
+        process.emitWarning(err instanceof Error ? err : new Error(String(err)), { code: 'CW_H1_HANDLER_ERROR' });
+      }
       return;
     }
     ex.fail(this.error ?? closedError());
@@ -400,7 +405,7 @@ class Conn {
       this.read(ex, buf);
     } catch (err) {
       // A handler that throws must not take the process down: the exchange fails instead.
-      this.ex = null;
+      if (this.ex === ex) this.ex = null;
       this.destroy();
       ex.fail(err instanceof Error ? err : new Error(String(err)));
     }
@@ -642,8 +647,9 @@ class Conn {
       this.reusable = false;
     }
     if (ex.paused) this.socket.resume();
-    this.pool.release(this);
+    // The handler first: if it throws, the connection has not been handed to another request yet.
     ex.handler.onResponseEnd(ex);
+    this.pool.release(this);
   }
 
   private broken(ex: Exchange, err: H1Error): -1 {
