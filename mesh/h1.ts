@@ -114,10 +114,14 @@ const enum Chunk {
   Trailer,
 }
 
-/** Control characters other than TAB, CR and LF; CR or LF not in a CRLF pair. */
-const BAD_HEAD = /[\0-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
+/**
+ * Control characters other than TAB, CR and LF. CR and LF are checked by counting: a head has
+ * exactly as many of each as it has CRLF line ends, or one of them stands alone somewhere.
+ * (A plain character class: V8 scans it far faster than a pattern with lookarounds.)
+ */
+const CONTROL = /[\0-\x08\x0b\x0c\x0e-\x1f\x7f]/;
 /** The same, and characters a latin1 byte cannot carry (request heads are written as latin1). */
-const BAD_REQUEST_HEAD = /[\0-\x08\x0b\x0c\x0e-\x1f\x7f\u0100-\uffff]|\r(?!\n)|(?<!\r)\n/;
+const CONTROL_OR_WIDE = /[\0-\x08\x0b\x0c\x0e-\x1f\x7f\u0100-\uffff]/;
 const CHUNK_SIZE = /^[0-9a-fA-F]{1,12}[ \t]*$/;
 const DIGITS = /^[0-9]{1,15}$/;
 
@@ -307,7 +311,7 @@ class Conn {
     }
     head += '\r\n';
     // Every CRLF is one we wrote: a CR or LF inside a name or value would add a line.
-    if (BAD_REQUEST_HEAD.test(head) || countLf(head) !== lines + 1 || req.path.indexOf(' ') !== -1) {
+    if (CONTROL_OR_WIDE.test(head) || count(head, '\n') !== lines + 1 || count(head, '\r') !== lines + 1 || req.path.indexOf(' ') !== -1) {
       this.ex = null;
       ex.conn = null;
       this.pool.release(this);
@@ -468,7 +472,7 @@ class Conn {
    * failing the exchange. For a final status, sets the body phase and calls onResponseStart.
    */
   private head(ex: Exchange, text: string): number {
-    if (BAD_HEAD.test(text)) return this.broken(ex, bad('a control character in the response head'));
+    if (CONTROL.test(text)) return this.broken(ex, bad('a control character in the response head'));
     // HTTP/1.x NNN[ reason]
     if (
       text.length < 12 ||
@@ -483,8 +487,10 @@ class Conn {
     if (!(status >= 100 && status <= 999)) return this.broken(ex, bad('not an HTTP/1.x status line'));
     const http10 = text.charCodeAt(7) === 48;
     const headers: IncomingHttpHeaders = {};
+    let crlf = 0;
     let line = text.indexOf('\r\n');
     while (line !== -1) {
+      crlf++;
       const start = line + 2;
       const next = text.indexOf('\r\n', start);
       const end = next === -1 ? text.length : next;
@@ -504,6 +510,7 @@ class Conn {
       else (headers as Record<string, string | string[]>)[key] = [prev, value];
       line = next;
     }
+    if (count(text, '\r') !== crlf || count(text, '\n') !== crlf) return this.broken(ex, bad('a CR or LF outside a CRLF line end'));
     if (status < 200) {
       if (status === 101) return this.broken(ex, bad('101 Switching Protocols to a request that asked for no upgrade'));
       return status;
@@ -671,12 +678,12 @@ function digit(s: string, i: number): number {
   return c >= 0 && c <= 9 ? c : NaN;
 }
 
-function countLf(s: string): number {
+function count(s: string, ch: string): number {
   let n = 0;
-  let i = s.indexOf('\n');
+  let i = s.indexOf(ch);
   while (i !== -1) {
     n++;
-    i = s.indexOf('\n', i + 1);
+    i = s.indexOf(ch, i + 1);
   }
   return n;
 }

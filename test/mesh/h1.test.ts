@@ -213,6 +213,8 @@ const BROKEN: Array<[string, string]> = [
   ['a space in a header name', 'HTTP/1.1 200 OK\r\nbad name: x\r\ncontent-length: 0\r\n\r\n'],
   ['obs-fold', 'HTTP/1.1 200 OK\r\nx-a: 1\r\n folded: 2\r\ncontent-length: 0\r\n\r\n'],
   ['a bare LF inside the head', 'HTTP/1.1 200 OK\r\nx-a: 1\nx-b: 2\r\ncontent-length: 0\r\n\r\n'],
+  ['a bare CR inside a header value', 'HTTP/1.1 200 OK\r\nx-a: 1\rx-b: 2\r\ncontent-length: 0\r\n\r\n'],
+  ['a bare CR in the reason phrase', 'HTTP/1.1 200 O\rK\r\ncontent-length: 0\r\n\r\n'],
   ['a NUL in a header value', 'HTTP/1.1 200 OK\r\nx-a: 1\u00002\r\ncontent-length: 0\r\n\r\n'],
   ['a chunk size that is not hex', 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n'],
   ['a chunk not followed by CRLF', 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n'],
