@@ -19,7 +19,10 @@ export interface RequestRecord {
   responseBytes: number;
 }
 
-const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+/** Method label values; anything else is OTHER (bounded labels). */
+const METHOD_NAMES = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'OTHER'];
+const METHOD_INDEX = new Map(METHOD_NAMES.slice(0, -1).map((m, i) => [m, i]));
+const OTHER_METHOD = METHOD_NAMES.length - 1;
 const STATUS_CLASS = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx'];
 
 /** Latency buckets in seconds: sub-millisecond resolution at the low end for a proxy. */
@@ -63,6 +66,8 @@ export class Metrics {
   private readonly policyDenials: Counter<'route' | 'code' | 'reporter'>;
   /** Label children by "route\0backend\0method\0class": prom-client's label lookup is the costly part. */
   private readonly children = new Map<string, Children>();
+  /** The same children by route, backend, then method × status class: observe's lookup. */
+  private readonly index = new Map<string, Map<string, Array<Children | undefined>>>();
 
   constructor(reporter: Reporter, sources: MetricSources) {
     this.reporter = reporter;
@@ -224,14 +229,27 @@ export class Metrics {
 
   /** Record one finished request (called once per request, from the response's close). */
   observe(r: RequestRecord): void {
-    const method = METHODS.has(r.method) ? r.method : 'OTHER';
-    const cls = STATUS_CLASS[Math.floor(r.status / 100)] ?? '0xx';
-    const key = `${r.route}\u0000${r.backend}\u0000${method}\u0000${cls}`;
-    let c = this.children.get(key);
+    // route → backend → method × status class, without building a key string per request (the
+    // route and backend names are the config's own strings, whose hashes V8 keeps).
+    const m = METHOD_INDEX.get(r.method) ?? OTHER_METHOD;
+    const k = Math.floor(r.status / 100);
+    const slot = m * STATUS_CLASS.length + (k >= 0 && k < STATUS_CLASS.length ? k : 0);
+    let byBackend = this.index.get(r.route);
+    if (byBackend === undefined) this.index.set(r.route, (byBackend = new Map()));
+    let cells = byBackend.get(r.backend);
+    if (cells === undefined) byBackend.set(r.backend, (cells = []));
+    let c = cells[slot];
     if (c === undefined) {
-      const labels = { route: r.route || '-', backend: r.backend || '-', method, status_class: cls, reporter: this.reporter };
-      c = { labels, requests: 0, requestBytes: 0, responseBytes: 0, buckets: new Float64Array(LATENCY_BUCKETS.length + 1), sum: 0 };
-      this.children.set(key, c);
+      const method = METHOD_NAMES[m]!;
+      const cls = STATUS_CLASS[slot % STATUS_CLASS.length]!;
+      const key = `${r.route}\u0000${r.backend}\u0000${method}\u0000${cls}`;
+      c = this.children.get(key);
+      if (c === undefined) {
+        const labels = { route: r.route || '-', backend: r.backend || '-', method, status_class: cls, reporter: this.reporter };
+        c = { labels, requests: 0, requestBytes: 0, responseBytes: 0, buckets: new Float64Array(LATENCY_BUCKETS.length + 1), sum: 0 };
+        this.children.set(key, c);
+      }
+      cells[slot] = c;
     }
     c.requests++;
     const seconds = r.seconds;
