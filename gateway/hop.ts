@@ -67,6 +67,11 @@ class Collector {
  */
 export function connectionTokens(value: string | string[] | undefined): string[] {
   if (value === undefined || value.length === 0) return [];
+  if (typeof value === 'string' && value.indexOf(',') === -1) {
+    // The common case, one token ("keep-alive", "close"): no collector.
+    const t = value.trim().toLowerCase();
+    return isToken(t) ? [t] : [];
+  }
   const c = new Collector();
   if (typeof value === 'string') c.line(value);
   else for (const line of value) c.line(line);

@@ -16,7 +16,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
-import { isToken } from '../gateway/hop.ts';
+import { connectionTokens, isToken } from '../gateway/hop.ts';
 
 export interface H1Request {
   method: string;
@@ -129,6 +129,10 @@ function closedError(): H1Error {
   return new H1Error('CW_H1_CLOSED', 'the upstream closed the connection');
 }
 
+function bodyAborted(): H1Error {
+  return new H1Error('CW_H1_BODY_ABORTED', 'the request body stopped before its end');
+}
+
 function bad(message: string): H1Error {
   return new H1Error('CW_H1_BAD_RESPONSE', `invalid response from the upstream: ${message}`);
 }
@@ -204,8 +208,6 @@ class Conn {
   chunk = Chunk.Size;
   chunkLine = '';
   trailerBytes = 0;
-  /** Status of the response being read (for 1xx handling). */
-  headMethod = '';
   /** Idle close after this many ticks without a request. */
   idleTicks: number;
   private error: Error | null = null;
@@ -229,7 +231,7 @@ class Conn {
       this.socket.once('secureConnect', this.onConnect);
       this.socket.on('session', (s: Buffer) => (pool.session = s));
     } else {
-      this.socket = netConnect({ host: o.host, port: o.port, noDelay: true });
+      this.socket = netConnect({ host: o.host, port: o.port });
       this.socket.once('connect', this.onConnect);
     }
     this.socket.setNoDelay(true);
@@ -271,8 +273,7 @@ class Conn {
     ex.fail(this.error ?? closedError());
   };
 
-  destroy(err?: Error): void {
-    if (err !== undefined) this.error ??= err;
+  destroy(): void {
     this.reusable = false;
     this.pool.dropIdle(this);
     this.socket.destroy();
@@ -287,7 +288,9 @@ class Conn {
     this.partial = null;
     this.since = this.pool.ticks;
     const req = ex.req;
-    this.headMethod = req.method;
+    const body = req.body;
+    // It closed while the request waited for a connection.
+    if (body !== null && (body.destroyed || body.readableEnded)) return this.refuse(ex, bodyAborted());
     // Sent explicitly, as undici did: some HTTP/1.0-minded upstreams close without it.
     let head = `${req.method} ${req.path} HTTP/1.1\r\nconnection: keep-alive\r\n`;
     let lines = 2;
@@ -304,7 +307,6 @@ class Conn {
       }
       if (name === 'content-length') length = true;
     }
-    const body = req.body;
     if (body !== null && !length) {
       head += 'transfer-encoding: chunked\r\n';
       lines++;
@@ -312,19 +314,7 @@ class Conn {
     head += '\r\n';
     // Every CRLF is one we wrote: a CR or LF inside a name or value would add a line.
     if (CONTROL_OR_WIDE.test(head) || count(head, '\n') !== lines + 1 || count(head, '\r') !== lines + 1 || req.path.indexOf(' ') !== -1) {
-      this.ex = null;
-      ex.conn = null;
-      this.pool.release(this);
-      ex.fail(new H1Error('CW_H1_BAD_REQUEST', 'the request line or a request header has a character HTTP/1.1 does not allow'));
-      return;
-    }
-    if (body !== null && (body.destroyed || body.readableEnded)) {
-      // It closed while the request waited for a connection.
-      this.ex = null;
-      ex.conn = null;
-      this.pool.release(this);
-      ex.fail(new H1Error('CW_H1_BODY_ABORTED', 'the request body stopped before its end'));
-      return;
+      return this.refuse(ex, new H1Error('CW_H1_BAD_REQUEST', 'the request line or a request header has a character HTTP/1.1 does not allow'));
     }
     this.socket.write(head, 'latin1');
     if (body === null) {
@@ -351,7 +341,7 @@ class Conn {
       },
       error: (e: Error) => ex.abort(e),
       // Destroyed without an error before its end: a half-sent request must not stay open.
-      close: () => ex.abort(new H1Error('CW_H1_BODY_ABORTED', 'the request body stopped before its end')),
+      close: () => ex.abort(bodyAborted()),
     };
     ex.bodyListeners = listeners;
     // The body's errors after this exchange is over (a client that leaves mid-upload) are nobody's
@@ -362,6 +352,14 @@ class Conn {
     body.once('error', listeners.error);
     body.once('close', listeners.close);
     if (body.isPaused()) body.resume();
+  }
+
+  /** Fail `ex` before anything was written: the connection stays usable for the next request. */
+  private refuse(ex: Exchange, err: H1Error): void {
+    this.ex = null;
+    ex.conn = null;
+    this.pool.release(this);
+    ex.fail(err);
   }
 
   private requestSent(): void {
@@ -416,7 +414,6 @@ class Conn {
   };
 
   private read(ex: Exchange, buf: Buffer): void {
-    let at = 0;
     if (this.phase === Phase.Sending || this.phase === Phase.Head) {
       // An upstream may answer before the request body is all sent.
       let data = buf;
@@ -440,30 +437,29 @@ class Conn {
         if (data.length === 0) return;
       }
       buf = data;
-      at = 0;
       if (this.phase === Phase.Head || this.phase === Phase.Sending) return this.complete(ex, buf.length);
     }
     this.since = this.pool.ticks;
     switch (this.phase) {
       case Phase.Length: {
-        const n = buf.length - at;
+        const n = buf.length;
         if (n === 0) return;
         if (n < this.remaining) {
           this.remaining -= n;
-          ex.handler.onResponseData(ex, at === 0 ? buf : buf.subarray(at));
+          ex.handler.onResponseData(ex, buf);
           return;
         }
         const take = this.remaining;
         this.remaining = 0;
-        ex.handler.onResponseData(ex, buf.subarray(at, at + take));
+        ex.handler.onResponseData(ex, buf.subarray(0, take));
         if (ex.done) return;
         return this.complete(ex, n - take);
       }
       case Phase.UntilClose:
-        if (buf.length > at) ex.handler.onResponseData(ex, buf.subarray(at));
+        if (buf.length > 0) ex.handler.onResponseData(ex, buf);
         return;
       case Phase.Chunked:
-        return this.chunked(ex, buf, at);
+        return this.chunked(ex, buf);
     }
   }
 
@@ -520,14 +516,11 @@ class Conn {
     const te = h['transfer-encoding'];
     const cl = h['content-length'];
     const conn = h.connection;
-    if (conn !== undefined) {
-      const tokens = (typeof conn === 'string' ? conn : conn.join(',')).toLowerCase();
-      if (tokens.includes('close')) this.reusable = false;
-      else if (http10 && !tokens.includes('keep-alive')) this.reusable = false;
-    } else if (http10) this.reusable = false;
+    const tokens = connectionTokens(conn);
+    if (tokens.includes('close') || (http10 && !tokens.includes('keep-alive'))) this.reusable = false;
     const ka = headers['keep-alive'];
     if (typeof ka === 'string') this.keepAliveHint(ka);
-    if (this.headMethod === 'HEAD' || status === 204 || status === 304) {
+    if (ex.req.method === 'HEAD' || status === 204 || status === 304) {
       this.phase = Phase.Head; // no body: complete() follows
     } else if (te !== undefined) {
       if (cl !== undefined) return this.broken(ex, bad('both Transfer-Encoding and Content-Length'));
@@ -571,9 +564,9 @@ class Conn {
     else if (ticks < this.idleTicks) this.idleTicks = ticks;
   }
 
-  private chunked(ex: Exchange, buf: Buffer, at: number): void {
+  private chunked(ex: Exchange, buf: Buffer): void {
     const len = buf.length;
-    let i = at;
+    let i = 0;
     while (i < len) {
       switch (this.chunk) {
         case Chunk.Size: {
