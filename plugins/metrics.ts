@@ -64,8 +64,11 @@ export class Metrics {
   readonly registry = new Registry();
   private readonly reporter: Reporter;
   private readonly policyDenials: Counter<'route' | 'code' | 'reporter'>;
-  /** Label children by "route\0backend\0method\0class": prom-client's label lookup is the costly part. */
-  private readonly children = new Map<string, Children>();
+  /**
+   * Every label set's counts, counted here and handed to prom-client at scrape time (a
+   * prom-client child hashes its labels on every update).
+   */
+  private readonly children: Children[] = [];
   /** The same children by route, backend, then method × status class: observe's lookup. */
   private readonly index = new Map<string, Map<string, Array<Children | undefined>>>();
 
@@ -77,7 +80,7 @@ export class Metrics {
     const counterFrom = (field: 'requests' | 'requestBytes' | 'responseBytes') =>
       function (this: Counter<Labels>) {
         this.reset();
-        for (const c of children.values()) if (c[field] > 0) this.inc(c.labels, c[field]);
+        for (const c of children) if (c[field] > 0) this.inc(c.labels, c[field]);
       };
     new Counter({ name: 'causeway_requests_total', help: 'Requests handled, by route, backend, method and status class.', labelNames, registers, collect: counterFrom('requests') });
     new Histogram({
@@ -91,7 +94,7 @@ export class Metrics {
         // and the count; it accumulates the buckets itself when it writes them out.
         const map: Record<string, unknown> = {};
         let i = 0;
-        for (const c of children.values()) {
+        for (const c of children) {
           const bucketValues: Record<number, number> = {};
           let count = 0;
           for (let b = 0; b < LATENCY_BUCKETS.length; b++) {
@@ -242,13 +245,9 @@ export class Metrics {
     if (c === undefined) {
       const method = METHOD_NAMES[m]!;
       const cls = STATUS_CLASS[slot % STATUS_CLASS.length]!;
-      const key = `${r.route}\u0000${r.backend}\u0000${method}\u0000${cls}`;
-      c = this.children.get(key);
-      if (c === undefined) {
-        const labels = { route: r.route || '-', backend: r.backend || '-', method, status_class: cls, reporter: this.reporter };
-        c = { labels, requests: 0, requestBytes: 0, responseBytes: 0, buckets: new Float64Array(LATENCY_BUCKETS.length + 1), sum: 0 };
-        this.children.set(key, c);
-      }
+      const labels = { route: r.route || '-', backend: r.backend || '-', method, status_class: cls, reporter: this.reporter };
+      c = { labels, requests: 0, requestBytes: 0, responseBytes: 0, buckets: new Float64Array(LATENCY_BUCKETS.length + 1), sum: 0 };
+      this.children.push(c);
       cells[slot] = c;
     }
     c.requests++;
