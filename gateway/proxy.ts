@@ -463,6 +463,7 @@ class ForwardHandler implements H1Handler {
   /** A retried status: its body is read and dropped, then the request is sent again here. */
   private discarding: PickedEndpoint | null = null;
   private onDrain: (() => void) | null = null;
+  private readonly h2: boolean;
 
   constructor(
     private readonly res: ServerResponse,
@@ -476,6 +477,7 @@ class ForwardHandler implements H1Handler {
     private readonly opts: H1Request,
   ) {
     info.forwarder = this;
+    this.h2 = res.req?.httpVersionMajor === 2;
   }
 
   /** The client closed the connection before the response ended (handleRequest's 'close'). */
@@ -502,7 +504,7 @@ class ForwardHandler implements H1Handler {
       if (this.discarding !== null) return;
     }
     up.reportSuccess(this.endpoint);
-    this.res.writeHead(statusCode, responseHeaders(headers, this.route, this.rt, this.requestId, this.ctx, this.res.req?.httpVersionMajor === 2));
+    this.res.writeHead(statusCode, responseHeaders(headers, this.route, this.rt, this.requestId, this.ctx, this.h2));
   }
 
   onResponseData(controller: H1Controller, chunk: Buffer): void {
@@ -512,6 +514,22 @@ class ForwardHandler implements H1Handler {
       controller.pause();
       this.res.once('drain', (this.onDrain ??= () => this.controller?.resume()));
     }
+  }
+
+  /**
+   * Whether the client connection may still read a chunk handed over since the last call (the
+   * pool reuses its read buffer only when nothing does). node:http's response corks its socket
+   * until the next tick: uncorked here, so what the kernel takes at once is known now; anything
+   * left in the response's or the socket's queue is still held. HTTP/2 streams write later: always
+   * held there.
+   */
+  chunksHeld(): boolean {
+    const res = this.res;
+    if (this.h2 || res.destroyed) return true;
+    const socket = res.socket;
+    if (socket === null) return true;
+    while (socket.writableCorked > 0) socket.uncork();
+    return res.writableLength > 0;
   }
 
   onResponseEnd(): void {

@@ -43,9 +43,22 @@ export interface H1Handler {
   /** Called from dispatch, before anything is sent (also when the request waits for a connection). */
   onRequestStart(c: H1Controller): void;
   onResponseStart(c: H1Controller, status: number, headers: IncomingHttpHeaders): void;
+  /**
+   * A piece of the response body. Unless the handler has `chunksHeld`, the chunk is its own to
+   * keep. With `chunksHeld`, the chunk may be a view of the connection's read buffer, which the
+   * next read from the upstream overwrites: see there.
+   */
   onResponseData(c: H1Controller, chunk: Buffer): void;
   onResponseEnd(c: H1Controller): void;
   onResponseError(c: H1Controller, err: Error): void;
+  /**
+   * Called after the chunks of one read from the upstream have been handed to onResponseData
+   * (and possibly onResponseEnd): true when anything may still read one of them later (a write
+   * queued and not yet taken by the kernel). The connection then gives that read buffer away
+   * and reads into a new one; false lets it read into the same buffer again, with no allocation.
+   * A handler without this method gets chunks it may keep (each read gets a new buffer).
+   */
+  chunksHeld?(): boolean;
 }
 
 export interface H1TlsOptions {
@@ -64,6 +77,14 @@ export interface H1PoolOptions {
   keepAliveMs?: number;
   tls?: H1TlsOptions | null;
 }
+
+/**
+ * Bytes a plain-TCP connection reads at once, into one buffer per connection that is reused
+ * from read to read while the handler does not hold its chunks (see H1Handler.chunksHeld).
+ * Node would otherwise allocate a 64 KiB buffer for every read: garbage that, with large
+ * bodies, grew the process by tens of MiB between collections.
+ */
+const READ_BUFFER_BYTES = 64 * 1024;
 
 /** Error codes of this client (mesh/upstream.ts classifyUpstreamError maps them). */
 export type H1ErrorCode =
@@ -211,6 +232,10 @@ class Conn {
   /** Idle close after this many ticks without a request. */
   idleTicks: number;
   private error: Error | null = null;
+  /** The buffer the next read goes into (plain TCP only; null: allocate one). */
+  private rbuf: Buffer | null = null;
+  /** The exchange given chunks from the current read buffer (plain TCP only). */
+  private lentTo: Exchange | null = null;
 
   constructor(readonly pool: H1Pool) {
     const o = pool.target;
@@ -231,11 +256,12 @@ class Conn {
       this.socket.once('secureConnect', this.onConnect);
       this.socket.on('session', (s: Buffer) => (pool.session = s));
     } else {
-      this.socket = netConnect({ host: o.host, port: o.port });
+      // Reads go into a buffer of the connection's own (onread): no allocation per read.
+      this.socket = netConnect({ host: o.host, port: o.port, onread: { buffer: this.readBuffer, callback: this.onRead } });
       this.socket.once('connect', this.onConnect);
     }
     this.socket.setNoDelay(true);
-    this.socket.on('data', this.onData);
+    if (o.tls !== null) this.socket.on('data', this.onData);
     this.socket.on('drain', this.onDrain);
     this.socket.on('error', this.onError);
     this.socket.on('close', this.onClose);
@@ -396,6 +422,22 @@ class Conn {
     ex.fail(new H1Error(code, message));
   }
 
+  /** The buffer for the next read: the same one again unless a handler still holds its chunks. */
+  private readonly readBuffer = (): Buffer => {
+    const lent = this.lentTo;
+    if (lent !== null) {
+      this.lentTo = null;
+      if (lent.handler.chunksHeld?.() !== false) this.rbuf = null;
+    }
+    return (this.rbuf ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES));
+  };
+
+  private readonly onRead = (n: number, buf: Uint8Array): boolean => {
+    this.onData((buf as Buffer).subarray(0, n));
+    // Pausing is the exchange's socket.pause(), not this return value.
+    return true;
+  };
+
   private readonly onData = (buf: Buffer) => {
     const ex = this.ex;
     if (ex === null) {
@@ -403,6 +445,8 @@ class Conn {
       this.destroy();
       return;
     }
+    // Whatever this read hands over may be a view of the reused read buffer (plain TCP).
+    if (this.rbuf !== null) this.lentTo = ex;
     try {
       this.read(ex, buf);
     } catch (err) {
@@ -425,7 +469,8 @@ class Conn {
         const end = data.indexOf('\r\n\r\n', 0, 'latin1');
         if (end === -1) {
           if (data.length > MAX_HEAD_BYTES) return this.broken0(ex, bad('the response head is too large'));
-          this.partial = data;
+          // A copy: `data` may be a view of the read buffer, which the next read overwrites.
+          this.partial = this.rbuf !== null && data.buffer === this.rbuf.buffer ? Buffer.from(data) : data;
           return;
         }
         if (end > MAX_HEAD_BYTES) return this.broken0(ex, bad('the response head is too large'));

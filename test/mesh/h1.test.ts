@@ -157,6 +157,65 @@ for (const split of [1, 2, 7]) {
   });
 }
 
+/**
+ * Sequential requests on one connection, each answered with `size` bytes of its own letter; the
+ * handler keeps the chunks it is given as they are (views) and a copy of each, and says from `held`
+ * whether it still holds them.
+ */
+async function keptChunks(
+  t: ExecutionContext,
+  size: number,
+  held: (() => boolean) | undefined,
+  count = 4,
+): Promise<{ views: Buffer[][]; copies: string[] }> {
+  const raw = await rawServer(t, (_head, _conn, n) => OK(String.fromCharCode(97 + n).repeat(size)));
+  const p = pool(t, raw.port, { connections: 1 });
+  const views: Buffer[][] = [];
+  const copies: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const mine: Buffer[] = [];
+    views.push(mine);
+    let copy = '';
+    await new Promise<void>((resolve, reject) => {
+      const handler: H1Handler = {
+        onRequestStart: () => undefined,
+        onResponseStart: () => undefined,
+        onResponseData: (_c, chunk) => {
+          mine.push(chunk);
+          copy += chunk.toString('latin1');
+        },
+        onResponseEnd: () => resolve(),
+        onResponseError: (_c, err) => reject(err),
+      };
+      if (held !== undefined) handler.chunksHeld = held;
+      p.dispatch({ method: 'GET', path: `/${i}`, headers: { host: 'up.test' }, body: null, headersTimeout: 5000, bodyTimeout: 5000 }, handler);
+    });
+    copies.push(copy);
+  }
+  t.is(raw.connections, 1);
+  return { views, copies };
+}
+
+const letters = (n: number, size: number) => String.fromCharCode(97 + n).repeat(size);
+
+test('read buffers: chunks a handler holds (or may keep, without chunksHeld) keep their bytes while later responses are read', async (t) => {
+  for (const held of [() => true, undefined]) {
+    const { views } = await keptChunks(t, 200_000, held);
+    views.forEach((chunks, n) => t.true(Buffer.concat(chunks).toString('latin1') === letters(n, 200_000), `response ${n} intact`));
+    // Each read went into a buffer of its own.
+    t.is(new Set(views.flat().map((c) => c.buffer)).size, views.flat().length);
+  }
+});
+
+test('read buffers: a handler that holds nothing gets every read in the same buffer', async (t) => {
+  const { views, copies } = await keptChunks(t, 100_000, () => false);
+  copies.forEach((body, n) => t.true(body === letters(n, 100_000), `response ${n} whole`));
+  t.true(views.flat().length > 4, 'several reads');
+  t.is(new Set(views.flat().map((c) => c.buffer)).size, 1);
+  // The views kept from the first response show a later one's bytes: the buffer was read into again.
+  t.false(Buffer.concat(views[0]!).toString('latin1') === letters(0, 100_000));
+});
+
 test('no body for HEAD, 204 and 304 even with a Content-Length; 1xx heads are skipped', async (t) => {
   const raw = await rawServer(t, (head) => {
     if (head.startsWith('HEAD')) return 'HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n';
