@@ -13,7 +13,7 @@
 // sends `--requests` more over 8 keep-alive connections, dumps (`callgrind_control -d`) and reads
 // the total. Writes bench/results/<date>-<time>-icount.md and .json.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { Agent, get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,22 +28,26 @@ interface Options {
   out: string | null;
   /** Extra node flags for the Causeway targets (e.g. --max-semi-space-size=8). */
   nodeArgs: string[];
+  /** Where to keep each target's callgrind dump (for callgrind_annotate), or null. */
+  keepDumps: string | null;
 }
 
 const HELP = `npm run bench:icount -- [options]
 
   --requests N   requests counted per target (default 4000)
-  --warmup N     requests before counting starts (default 3000)
+  --warmup N     requests before counting starts (default 10000)
   --only a,b     only these targets (ids below)
   --out DIR      write the results there instead of bench/results
   --node-args S  extra node flags for the Causeway targets, space-separated
                  (e.g. "--max-semi-space-size=8"); recorded with the results
+  --keep-dumps DIR  keep each target's callgrind dump of the counted requests
+                 there as <id>.callgrind (read with callgrind_annotate)
 
 Targets: undici, fastify, cw-plain, cw-plain-nolog, cw-jwt-rl, cw-1000-routes.
 Needs valgrind (apt-get install valgrind) and nginx. Takes about a minute per target.`;
 
 function parse(argv: string[]): Options | 'help' {
-  const o: Options = { requests: 4000, warmup: 3000, only: null, out: null, nodeArgs: [] };
+  const o: Options = { requests: 4000, warmup: 10000, only: null, out: null, nodeArgs: [], keepDumps: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const next = (): string => {
@@ -57,6 +61,7 @@ function parse(argv: string[]): Options | 'help' {
     else if (a === '--only') o.only = next().split(',');
     else if (a === '--out') o.out = next();
     else if (a === '--node-args') o.nodeArgs = next().split(' ').filter((x) => x !== '');
+    else if (a === '--keep-dumps') o.keepDumps = next();
     else throw new Error(`unknown option ${a} (--help lists them)`);
   }
   return o;
@@ -101,22 +106,45 @@ function callgrindControl(flag: '-z' | '-d', pid: number): void {
   if (r.status !== 0) throw new Error(`callgrind_control ${flag} ${pid} failed: ${r.stderr || r.stdout}`);
 }
 
-/** The total instruction count of the newest dump `callgrind_control -d` wrote for `pid`. */
-function dumpedTotal(dir: string, pid: number): number {
+/** The newest dump `callgrind_control -d` wrote for `pid`. */
+function newestDump(dir: string, pid: number): string {
   const dumps = readdirSync(dir)
     .filter((f) => f.startsWith(`cg.${pid}.`))
     .map((f) => join(dir, f))
     .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
   if (dumps.length === 0) throw new Error(`no callgrind dump for pid ${pid} in ${dir}`);
-  const m = /^(?:summary|totals):\s+(\d+)/m.exec(readFileSync(dumps[0]!, 'utf8'));
-  if (!m) throw new Error(`no totals line in ${dumps[0]}`);
+  return dumps[0]!;
+}
+
+/** The total instruction count of a callgrind dump. */
+function dumpTotal(file: string): number {
+  const m = /^(?:summary|totals):\s+(\d+)/m.exec(readFileSync(file, 'utf8'));
+  if (!m) throw new Error(`no totals line in ${file}`);
   return Number(m[1]);
+}
+
+/**
+ * Instructions V8's background TurboFan jobs spent in a dump: the inclusive cost of their entry
+ * point, as `callgrind_annotate` reads it (0 when no job ran in the counted window). Optimising
+ * compilation goes on for tens of thousands of requests after start (bench/NOTES.md, session 6);
+ * it is a cost of warming up, not of a request, and it is what made runs of one build differ.
+ */
+function compileInstructions(file: string): number {
+  const r = spawnSync('callgrind_annotate', ['--inclusive=yes', '--threshold=100', '--auto=no', file], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+  if (r.status !== 0) throw new Error(`callgrind_annotate ${file} failed: ${r.stderr}`);
+  const m = /^\s*([\d,]+) \([^)]*\)\s+\S*OptimizingCompileDispatcher::CompileTask::RunInternal\(/m.exec(r.stdout);
+  return m ? Number(m[1]!.replace(/,/g, '')) : 0;
 }
 
 interface Row {
   id: string;
   label: string;
+  /** All user-space instructions of the counted window, per request. */
   instructionsPerRequest: number;
+  /** Of those, TurboFan's background compilation. */
+  compilePerRequest: number;
+  /** instructionsPerRequest without compilePerRequest: the request's own work. */
+  steadyPerRequest: number;
 }
 
 async function main(): Promise<number> {
@@ -190,9 +218,17 @@ async function main(): Promise<number> {
       callgrindControl('-z', proc.pid);
       await send(port, o.requests, t.headers ?? {});
       callgrindControl('-d', proc.pid);
-      const perRequest = Math.round(dumpedTotal(cgDir, proc.pid) / o.requests);
-      rows.push({ id: t.id, label: t.label, instructionsPerRequest: perRequest });
-      log(`${t.id}: ${perRequest.toLocaleString('en-US')} instructions per request`);
+      const dump = newestDump(cgDir, proc.pid);
+      const total = dumpTotal(dump);
+      const compile = compileInstructions(dump);
+      const perRequest = Math.round(total / o.requests);
+      const compilePerRequest = Math.round(compile / o.requests);
+      if (o.keepDumps !== null) {
+        mkdirSync(o.keepDumps, { recursive: true });
+        copyFileSync(dump, join(o.keepDumps, `${t.id}.callgrind`));
+      }
+      rows.push({ id: t.id, label: t.label, instructionsPerRequest: perRequest, compilePerRequest, steadyPerRequest: perRequest - compilePerRequest });
+      log(`${t.id}: ${perRequest.toLocaleString('en-US')} instructions per request, ${compilePerRequest.toLocaleString('en-US')} of them TurboFan compiling`);
       proc.child.kill('SIGKILL');
       await proc.done;
     }
@@ -206,7 +242,7 @@ async function main(): Promise<number> {
   mkdirSync(outDir, { recursive: true });
   const machine = describeMachine(findTools(), root);
   const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).stdout.trim();
-  const base = (id: string): number | null => rows.find((r) => r.id === id)?.instructionsPerRequest ?? null;
+  const base = (id: string): number | null => rows.find((r) => r.id === id)?.steadyPerRequest ?? null;
   const ratio = (n: number, id: string): string => {
     const b = base(id);
     return b === null ? '—' : `${(n / b).toFixed(2)}×`;
@@ -214,18 +250,21 @@ async function main(): Promise<number> {
   const md = [
     `# Instructions per request ${now.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
     '',
-    `Produced by \`npm run bench:icount\` (bench/icount.ts) at commit \`${commit}\`: each proxy under \`valgrind --tool=callgrind\`, ${o.warmup} requests of warm-up, then ${o.requests} counted (GET, ~100-byte JSON answer from an nginx upstream, 8 keep-alive connections). User-space instructions of all the proxy's threads; the kernel's share of a request is not in it. Fewer is better; "× undici" below 1 means less work per request than the minimal undici proxy.`,
+    `Produced by \`npm run bench:icount\` (bench/icount.ts) at commit \`${commit}\`: each proxy under \`valgrind --tool=callgrind\`, ${o.warmup} requests of warm-up, then ${o.requests} counted (GET, ~100-byte JSON answer from an nginx upstream, 8 keep-alive connections). User-space instructions of all the proxy's threads; the kernel's share of a request is not in it. "TurboFan compiling" is what V8's background optimising compiler did in the counted window (a cost of warming up, which goes on for tens of thousands of requests); "without it" is the request's own work, and the ratios are of that column. Fewer is better; "× undici" below 1 means less work per request than the minimal undici proxy.`,
     '',
     ...(o.nodeArgs.length > 0 ? [`Causeway targets ran with \`node ${o.nodeArgs.join(' ')}\`.`, ''] : []),
     `Machine: ${machine.cpuModel}, ${machine.cores} cores; Node ${process.versions.node}; valgrind ${spawnSync('valgrind', ['--version'], { encoding: 'utf8' }).stdout.trim()}.`,
     '',
-    '| target | instructions per request | × undici proxy | × Fastify proxy |',
-    '| --- | ---: | ---: | ---: |',
-    ...rows.map((r) => `| ${r.label} | ${r.instructionsPerRequest.toLocaleString('en-US')} | ${ratio(r.instructionsPerRequest, 'undici')} | ${ratio(r.instructionsPerRequest, 'fastify')} |`),
+    '| target | instructions per request | of which TurboFan compiling | without it | × undici proxy | × Fastify proxy |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map(
+      (r) =>
+        `| ${r.label} | ${r.instructionsPerRequest.toLocaleString('en-US')} | ${r.compilePerRequest.toLocaleString('en-US')} | ${r.steadyPerRequest.toLocaleString('en-US')} | ${ratio(r.steadyPerRequest, 'undici')} | ${ratio(r.steadyPerRequest, 'fastify')} |`,
+    ),
     '',
   ].join('\n');
   writeFileSync(join(outDir, `${stamp}-icount.md`), md);
-  writeFileSync(join(outDir, `${stamp}-icount.json`), JSON.stringify({ date: now.toISOString(), commit, options: o, machine, rows }, null, 2));
+  writeFileSync(join(outDir, `${stamp}-icount.json`), JSON.stringify({ date: now.toISOString(), commit, options: { requests: o.requests, warmup: o.warmup, only: o.only, nodeArgs: o.nodeArgs }, machine, rows }, null, 2));
   console.log(`\n${md}`);
   log(`results: ${join(outDir, `${stamp}-icount.md`)}`);
   return 0;
